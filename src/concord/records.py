@@ -1,0 +1,79 @@
+"""Entity types, the hub's Record, and the canonical content hash.
+
+A record's content is its plain JSON-able fields plus its references to other
+records (stored as hub ids in the hub, as spoke references at a spoke). The
+hash is taken over a canonical JSON form, so two systems that hold the same
+content always agree on the hash, whatever order they wrote the keys in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Entity types in dependency order: parents before children. The engine
+#: applies changes in this order so a job's client exists before the job.
+ENTITY_TYPES: tuple[str, ...] = (
+    "staff",
+    "client",
+    "contact",
+    "custom_field",
+    "job",
+    "tax_return",
+    "task",
+    "event",
+    "email",
+)
+
+ENTITY_ORDER: dict[str, int] = {name: i for i, name in enumerate(ENTITY_TYPES)}
+
+Fields = dict[str, Any]
+Refs = dict[str, str | None]
+
+
+def check_entity(entity: str) -> str:
+    if entity not in ENTITY_ORDER:
+        raise ValueError(
+            f"unknown entity type {entity!r}; use one of: {', '.join(ENTITY_TYPES)}"
+        )
+    return entity
+
+
+def new_id() -> str:
+    """A fresh hub id (also used as the UID of records Concord creates at a spoke)."""
+    return uuid.uuid4().hex
+
+
+def canonical(fields: Fields, refs: Refs | None = None) -> str:
+    """The canonical JSON text of a record's content: sorted keys, no spaces,
+    ``None`` values dropped (absent and empty mean the same thing everywhere)."""
+    doc: dict[str, Any] = {"f": {k: v for k, v in fields.items() if v is not None}}
+    if refs:
+        r = {k: v for k, v in refs.items() if v is not None}
+        if r:
+            doc["r"] = r
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def content_hash(fields: Fields, refs: Refs | None = None) -> str:
+    return hashlib.blake2b(canonical(fields, refs).encode(), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class Record:
+    """One record in the hub."""
+
+    entity: str
+    id: str
+    fields: Fields = field(default_factory=dict)
+    refs: Refs = field(default_factory=dict)
+    deleted: bool = False
+    seq: int = 0
+    updated_at: float = 0.0
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.fields, self.refs)

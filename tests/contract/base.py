@@ -1,0 +1,128 @@
+"""The contract every connector keeps. Each connector's test module subclasses
+``ConnectorContract`` and provides three fixtures:
+
+- ``connector``: a fresh, empty, writable connector on a real backend;
+- ``entity``: the entity type to exercise;
+- ``make_item``: a function ``(n: int) -> Item`` giving distinct valid content
+  (spoke-native fields) for the n-th record.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from concord.connectors.base import Connector, Item, ItemError, WriteOp
+from concord.errors import PreconditionFailed
+from concord.records import content_hash, new_id
+
+
+def _content(item: Item, names: tuple[str, ...] | None) -> str:
+    fields = item.fields if names is None else {k: item.fields.get(k) for k in names}
+    return content_hash(fields, item.refs)
+
+
+class ConnectorContract:
+    def _get_one(self, connector: Connector, entity: str, ref: str) -> Item:
+        got = [i for i in connector.get(entity, [ref]) if isinstance(i, Item)]
+        assert len(got) == 1, f"get({ref!r}) returned {got!r}"
+        return got[0]
+
+    def test_empty_lists_nothing(self, connector: Connector, entity: str) -> None:
+        assert list(connector.list(entity)) == []
+
+    def test_create_then_list_and_get(self, connector, entity, make_item) -> None:
+        item = make_item(1)
+        ident = new_id()
+        ref, version = connector.create(entity, item, ident)
+        listed = dict(connector.list(entity))
+        assert listed == {ref: version}
+        got = self._get_one(connector, entity, ref)
+        assert got.version == version
+        names = connector.fields(entity)
+        assert _content(got, names) == _content(item, names)
+
+    def test_get_missing_yields_nothing(self, connector, entity) -> None:
+        assert [i for i in connector.get(entity, ["does-not-exist"]) if isinstance(i, Item)] == []
+
+    def test_update_with_current_version(self, connector, entity, make_item) -> None:
+        ref, v1 = connector.create(entity, make_item(1), new_id())
+        v2 = connector.update(entity, ref, make_item(2), v1)
+        assert v2 != v1
+        assert dict(connector.list(entity))[ref] == v2
+        names = connector.fields(entity)
+        assert _content(self._get_one(connector, entity, ref), names) == _content(make_item(2), names)
+
+    def test_update_with_stale_version_is_a_conflict(self, connector, entity, make_item) -> None:
+        ref, v1 = connector.create(entity, make_item(1), new_id())
+        connector.update(entity, ref, make_item(2), v1)
+        with pytest.raises(PreconditionFailed):
+            connector.update(entity, ref, make_item(3), v1)
+        names = connector.fields(entity)
+        # the newer content survived
+        assert _content(self._get_one(connector, entity, ref), names) == _content(make_item(2), names)
+
+    def test_delete_with_stale_version_is_a_conflict(self, connector, entity, make_item) -> None:
+        ref, v1 = connector.create(entity, make_item(1), new_id())
+        connector.update(entity, ref, make_item(2), v1)
+        with pytest.raises(PreconditionFailed):
+            connector.delete(entity, ref, v1)
+        assert ref in dict(connector.list(entity))
+
+    def test_delete(self, connector, entity, make_item) -> None:
+        ref, v1 = connector.create(entity, make_item(1), new_id())
+        connector.delete(entity, ref, v1)
+        assert ref not in dict(connector.list(entity))
+
+    def test_create_with_taken_ident_does_not_duplicate(self, connector, entity, make_item) -> None:
+        """A create whose answer was lost is retried with the same ident: there must
+        still be one record, found again rather than duplicated."""
+        ident = new_id()
+        ref1, _ = connector.create(entity, make_item(1), ident)
+        try:
+            ref2, _ = connector.create(entity, make_item(1), ident)
+        except PreconditionFailed:
+            ref2 = ref1
+        assert ref2 == ref1
+        assert len(list(connector.list(entity))) == 1
+
+    def test_ident_is_reported(self, connector, entity, make_item) -> None:
+        ident = new_id()
+        ref, _ = connector.create(entity, make_item(1), ident)
+        assert self._get_one(connector, entity, ref).ident == ident
+
+    def test_changes_report_new_changed_and_deleted(self, connector, entity, make_item) -> None:
+        first = connector.changes(entity, None)
+        token = first.token
+        ref_a, va = connector.create(entity, make_item(1), new_id())
+        ref_b, vb = connector.create(entity, make_item(2), new_id())
+        ch = connector.changes(entity, token)
+        assert {ref_a, ref_b} <= set(ch.changed)
+        token = ch.token
+        connector.update(entity, ref_a, make_item(3), va)
+        connector.delete(entity, ref_b, vb)
+        ch = connector.changes(entity, token)
+        assert ref_a in ch.changed
+        if ch.complete:
+            assert ref_b not in ch.changed
+        else:
+            assert ref_b in ch.deleted
+
+    def test_batch_apply_reports_each_result(self, connector, entity, make_item) -> None:
+        ops = [WriteOp("create", None, make_item(i), ident=new_id()) for i in range(5)]
+        results = connector.apply(entity, ops)
+        assert len(results) == 5 and all(r.error is None and r.ref for r in results)
+        assert len(set(dict(connector.list(entity)))) == 5
+        # a stale update in a batch fails alone
+        good = results[0]
+        ops2 = [
+            WriteOp("update", good.ref, make_item(10), expected_version="stale-version"),
+            WriteOp("update", results[1].ref, make_item(11), expected_version=results[1].version),
+        ]
+        r2 = connector.apply(entity, ops2)
+        assert isinstance(r2[0].error, PreconditionFailed)
+        assert r2[1].error is None
+
+    def test_items_are_items_or_errors(self, connector, entity, make_item) -> None:
+        ref, _ = connector.create(entity, make_item(1), new_id())
+        for got in connector.get(entity, [ref]):
+            assert isinstance(got, Item | ItemError)
