@@ -1,0 +1,190 @@
+"""The hub's tables (SQLAlchemy Core). Alembic migrations in ``hub/alembic`` create them.
+
+- ``tenants.last_seq`` is the change-feed counter. Every write transaction bumps it with an
+  UPDATE, which takes the tenant row's lock: writers of one practice are serialised, so a
+  reader that checkpoints at seq N can never later see a commit below N (see
+  ``tests/integration/test_hub_postgres.py::test_out_of_order_commits``).
+- ``records`` holds every record, deletes as tombstones with the last content kept.
+- ``archive`` is the link state per linked record (Unison's "archive"): the spoke's ref and
+  version, the hash and content last synced (the base of a three-way merge).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(32), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("data", Text, nullable=False),  # canonical JSON {"f": fields, "r": refs}
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=False, default=""),
+    Index("ix_records_feed", "tenant", "entity", "seq"),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("connector", String(32), nullable=False),
+    Column("state", String(16), nullable=False, default="active"),  # active|paused|inactive
+    Column("activated_at", Float),
+    Column("activated_by", String(128)),
+    Column("paused_until", Float),  # rate limit: resumes by itself after this
+    Column("pause_reason", Text),
+    Column("held_reason", Text),  # delete guard: needs confirmation
+    Column("migrated", Boolean, nullable=False, default=False),
+    Column("last_error", Text),
+    Column("last_run_at", Float),
+    Column("updated_at", Float),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("link", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("hub_seq", BigInteger, nullable=False, default=0),
+    Column("spoke_token", Text),
+    Column("progress", Text),  # JSON, e.g. a resumable first migration's position
+)
+
+archive = Table(
+    "archive",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("link", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("hub_id", String(64), primary_key=True),
+    Column("spoke_ref", String(512), nullable=False),
+    Column("spoke_version", String(256)),
+    Column("hash", String(32), nullable=False),
+    Column("base", Text, nullable=False),  # canonical JSON of the content last synced
+    Column("synced_at", Float, nullable=False),
+    UniqueConstraint("tenant", "link", "entity", "spoke_ref", name="uq_archive_spoke_ref"),
+)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("link", String(64), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("hub_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # field | delete-vs-edit | create | overwrite
+    Column("fields", Text, nullable=False),  # JSON list of field names in conflict
+    Column("winner", String(16), nullable=False),  # hub | spoke | pending
+    Column("hub_content", Text),
+    Column("spoke_content", Text),
+    Column("base_content", Text),
+    Column("kept", Text, nullable=False),  # JSON of the losing values, never lost
+    Column("at", Float, nullable=False),
+    Column("resolved_at", Float),
+    Column("resolved_by", String(128)),
+    Column("resolution", Text),
+    Index("ix_conflicts_open", "tenant", "resolved_at"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("link", String(64), nullable=False),
+    Column("entity", String(32), nullable=False),
+    Column("ref", String(512), nullable=False),
+    Column("side", String(8), nullable=False),  # spoke | hub
+    Column("error", Text, nullable=False),
+    Column("payload", Text),
+    Column("at", Float, nullable=False),
+    Column("resolved_at", Float),
+    UniqueConstraint("tenant", "link", "entity", "side", "ref", name="uq_quarantine_ref"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("link", String(64), nullable=False),
+    Column("entity", String(32)),  # None: every entity of the link
+    Column("record", String(512)),  # a per-record sync
+    Column("trigger", String(16), nullable=False),  # cli|manual|schedule|watch|api
+    Column("requested_by", String(128)),
+    Column("status", String(16), nullable=False),  # queued|running|ok|error|held|paused
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("counts", Text),  # JSON
+    Column("message", Text),
+    Column("progress_done", BigInteger),
+    Column("progress_total", BigInteger),
+    Index("ix_runs_link", "tenant", "link", "id"),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("link", String(64)),
+    Column("entity", String(32)),
+    Column("detail", Text),
+    Column("outcome", String(16)),
+    Index("ix_activity_at", "tenant", "id"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("heartbeat", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("hash", String(128), nullable=False, unique=True),
+    Column("scopes", Text, nullable=False),  # space separated
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
+)

@@ -1,0 +1,524 @@
+"""The hub store: records with a change feed, link state, conflicts, quarantine, journal.
+
+Same code on SQLite (the embedded default) and PostgreSQL. Functions that must share a
+transaction with the engine's other writes take a ``Connection``; the rest open their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from concord.errors import HubError, LinkLocked
+from concord.hub import schema as s
+from concord.records import Record, canonical, content_hash
+
+DEFAULT_URL = "sqlite:///concord.db"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            # Let SQLAlchemy's BEGIN be the real BEGIN (pysqlite's default defers it).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # Writers (Hub.begin) BEGIN IMMEDIATE: the write lock is taken up front, so two
+            # writers that both read first cannot deadlock. Readers take no lock (WAL).
+            if conn.get_execution_options().get("concord_write"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.exec_driver_sql("BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def upsert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    cols = [c for c in rows[0] if c not in keys]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
+    )
+    conn.execute(stmt, list(rows))
+
+
+def load_content(data: str) -> tuple[dict[str, Any], dict[str, str | None]]:
+    doc = json.loads(data)
+    return doc.get("f", {}), doc.get("r", {})
+
+
+@dataclass(slots=True)
+class ArchiveRow:
+    hub_id: str
+    spoke_ref: str
+    spoke_version: str | None
+    hash: str
+    base: str  # canonical JSON
+
+    def content(self) -> tuple[dict[str, Any], dict[str, str | None]]:
+        return load_content(self.base)
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    hub_seq: int = 0
+    spoke_token: str | None = None
+    progress: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class RecordWrite:
+    """A write to the hub: new content, or a delete (tombstone keeps last content)."""
+
+    entity: str
+    id: str
+    fields: dict[str, Any]
+    refs: dict[str, str | None]
+    deleted: bool = False
+
+
+class Hub:
+    """One practice's view of the hub store."""
+
+    def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
+                 engine: Engine | None = None) -> None:
+        self.url = url
+        self.tenant = tenant
+        self.engine = engine or make_engine(url)
+        if migrate:
+            self.migrate()
+
+    # -- setup ----------------------------------------------------------------------
+    def migrate(self) -> None:
+        from concord.hub.migrations import upgrade
+
+        try:
+            upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise HubError(f"cannot open or upgrade the hub at {self.safe_url}: {exc}") from exc
+        with self.begin() as conn:
+            exists = conn.execute(select(s.tenants.c.id).where(s.tenants.c.id == self.tenant)).first()
+            if not exists:
+                try:
+                    conn.execute(s.tenants.insert().values(id=self.tenant, last_seq=0,
+                                                           created_at=time.time()))
+                except IntegrityError:  # created concurrently
+                    pass
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction (committed on exit, rolled back on error)."""
+        with self.engine.connect().execution_options(concord_write=True) as conn, conn.begin():
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- change feed ----------------------------------------------------------------
+    def _take_seqs(self, conn: Connection, n: int) -> int:
+        """Reserve ``n`` sequence numbers; returns the first. The UPDATE locks the tenant
+        row until commit, serialising this practice's writers (no out-of-order commits)."""
+        conn.execute(
+            update(s.tenants).where(s.tenants.c.id == self.tenant)
+            .values(last_seq=s.tenants.c.last_seq + n)
+        )
+        last = conn.execute(select(s.tenants.c.last_seq).where(s.tenants.c.id == self.tenant)).scalar_one()
+        return int(last) - n + 1
+
+    def write(self, conn: Connection, writes: Sequence[RecordWrite], by: str = "") -> list[Record]:
+        """Write records (upsert) and tombstones in the caller's transaction."""
+        if not writes:
+            return []
+        first = self._take_seqs(conn, len(writes))
+        now = time.time()
+        rows = []
+        out = []
+        tombstones: list[RecordWrite] = []
+        for i, w in enumerate(writes):
+            if w.deleted:
+                tombstones.append(w)
+                continue
+            data = canonical(w.fields, w.refs)
+            h = content_hash(w.fields, w.refs)
+            rows.append({"tenant": self.tenant, "entity": w.entity, "id": w.id, "seq": first + i,
+                         "hash": h, "deleted": False, "data": data, "updated_at": now,
+                         "updated_by": by})
+            out.append(Record(w.entity, w.id, w.fields, w.refs, False, first + i, now))
+        upsert(conn, s.records, rows, ("tenant", "entity", "id"))
+        if tombstones:
+            seq_of = {(w.entity, w.id): first + i for i, w in enumerate(writes) if w.deleted}
+            conn.execute(
+                update(s.records)
+                .where(and_(s.records.c.tenant == self.tenant,
+                            s.records.c.entity == _bind("b_entity"), s.records.c.id == _bind("rid")))
+                .values(deleted=True, seq=_bind("nseq"), updated_at=now, updated_by=by),
+                [{"b_entity": w.entity, "rid": w.id, "nseq": seq_of[(w.entity, w.id)]}
+                 for w in tombstones],
+            )
+            for w in tombstones:
+                out.append(Record(w.entity, w.id, w.fields, w.refs, True, seq_of[(w.entity, w.id)], now))
+        return out
+
+    def put(self, entity: str, id: str, fields: dict[str, Any], refs: dict[str, str | None] | None = None,
+            *, by: str = "") -> Record:
+        with self.begin() as conn:
+            return self.write(conn, [RecordWrite(entity, id, fields, refs or {})], by)[0]
+
+    def remove(self, entity: str, id: str, *, by: str = "") -> Record | None:
+        with self.begin() as conn:
+            cur = self.get(entity, id, conn=conn)
+            if cur is None or cur.deleted:
+                return None
+            return self.write(conn, [RecordWrite(entity, id, cur.fields, cur.refs, True)], by)[0]
+
+    def last_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(s.tenants.c.last_seq)
+                                    .where(s.tenants.c.id == self.tenant)).scalar_one())
+
+    @staticmethod
+    def _row_record(row: Any) -> Record:
+        fields, refs = load_content(row.data)
+        return Record(row.entity, row.id, fields, refs, bool(row.deleted), int(row.seq),
+                      float(row.updated_at))
+
+    def get(self, entity: str, id: str, *, conn: Connection | None = None) -> Record | None:
+        got = self.get_many(entity, [id], conn=conn)
+        return got.get(id)
+
+    def get_many(self, entity: str, ids: Iterable[str], *, conn: Connection | None = None
+                 ) -> dict[str, Record]:
+        ids = list(ids)
+        out: dict[str, Record] = {}
+        if not ids:
+            return out
+        def run(c: Connection) -> None:
+            for i in range(0, len(ids), 500):
+                q = select(s.records).where(s.records.c.tenant == self.tenant,
+                                            s.records.c.entity == entity,
+                                            s.records.c.id.in_(ids[i:i + 500]))
+                for row in c.execute(q):
+                    out[row.id] = self._row_record(row)
+        if conn is not None:
+            run(conn)
+        else:
+            with self.engine.connect() as c:
+                run(c)
+        return out
+
+    def feed(self, entity: str, after_seq: int, limit: int | None = None) -> list[Record]:
+        """Records of ``entity`` written after ``after_seq`` (tombstones included), by seq."""
+        q = (select(s.records).where(s.records.c.tenant == self.tenant,
+                                     s.records.c.entity == entity, s.records.c.seq > after_seq)
+             .order_by(s.records.c.seq))
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [self._row_record(r) for r in conn.execute(q)]
+
+    def feed_head(self, entity: str, after_seq: int) -> list[tuple[str, int, str, bool]]:
+        """(id, seq, hash, deleted) of records written after ``after_seq``: cheap, no content."""
+        c = s.records.c
+        q = (select(c.id, c.seq, c.hash, c.deleted)
+             .where(c.tenant == self.tenant, c.entity == entity, c.seq > after_seq))
+        with self.engine.connect() as conn:
+            return [(r.id, int(r.seq), r.hash, bool(r.deleted)) for r in conn.execute(q)]
+
+    def list_records(self, entity: str, *, include_deleted: bool = False, offset: int = 0,
+                     limit: int = 100, where: dict[str, Any] | None = None) -> list[Record]:
+        c = s.records.c
+        q = select(s.records).where(c.tenant == self.tenant, c.entity == entity)
+        if not include_deleted:
+            q = q.where(c.deleted.is_(False))
+        q = q.order_by(c.id).offset(offset).limit(limit)
+        with self.engine.connect() as conn:
+            recs = [self._row_record(r) for r in conn.execute(q)]
+        if where:
+            recs = [r for r in recs if all(r.fields.get(k) == v for k, v in where.items())]
+        return recs
+
+    def count(self, entity: str, *, include_deleted: bool = False) -> int:
+        c = s.records.c
+        q = select(func.count()).select_from(s.records).where(c.tenant == self.tenant, c.entity == entity)
+        if not include_deleted:
+            q = q.where(c.deleted.is_(False))
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    # -- link state -----------------------------------------------------------------
+    def archive(self, link: str, entity: str, *, conn: Connection | None = None) -> dict[str, ArchiveRow]:
+        c = s.archive.c
+        q = select(c.hub_id, c.spoke_ref, c.spoke_version, c.hash, c.base).where(
+            c.tenant == self.tenant, c.link == link, c.entity == entity)
+        def run(cn: Connection) -> dict[str, ArchiveRow]:
+            return {r.hub_id: ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base)
+                    for r in cn.execute(q)}
+        if conn is not None:
+            return run(conn)
+        with self.engine.connect() as cn:
+            return run(cn)
+
+    def archive_count(self, link: str, entity: str) -> int:
+        c = s.archive.c
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(s.archive).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity)).scalar_one())
+
+    def save_archive(self, conn: Connection, link: str, entity: str, rows: Sequence[ArchiveRow]) -> None:
+        if not rows:
+            return
+        now = time.time()
+        # A spoke ref can move to another hub id (re-linked): clear the old owner first.
+        c = s.archive.c
+        refs = [r.spoke_ref for r in rows]
+        for i in range(0, len(refs), 500):
+            conn.execute(delete(s.archive).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity,
+                c.spoke_ref.in_(refs[i:i + 500]),
+                c.hub_id.not_in([r.hub_id for r in rows[i:i + 500]])))
+        upsert(conn, s.archive, [
+            {"tenant": self.tenant, "link": link, "entity": entity, "hub_id": r.hub_id,
+             "spoke_ref": r.spoke_ref, "spoke_version": r.spoke_version, "hash": r.hash,
+             "base": r.base, "synced_at": now} for r in rows
+        ], ("tenant", "link", "entity", "hub_id"))
+
+    def drop_archive(self, conn: Connection, link: str, entity: str, hub_ids: Sequence[str]) -> None:
+        c = s.archive.c
+        for i in range(0, len(hub_ids), 500):
+            conn.execute(delete(s.archive).where(c.tenant == self.tenant, c.link == link,
+                                                 c.entity == entity, c.hub_id.in_(hub_ids[i:i + 500])))
+
+    def checkpoint(self, link: str, entity: str) -> Checkpoint:
+        c = s.checkpoints.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.checkpoints).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity)).first()
+        if row is None:
+            return Checkpoint()
+        return Checkpoint(int(row.hub_seq), row.spoke_token,
+                          json.loads(row.progress) if row.progress else None)
+
+    def save_checkpoint(self, conn: Connection, link: str, entity: str, cp: Checkpoint) -> None:
+        upsert(conn, s.checkpoints, [{
+            "tenant": self.tenant, "link": link, "entity": entity, "hub_seq": cp.hub_seq,
+            "spoke_token": cp.spoke_token,
+            "progress": json.dumps(cp.progress) if cp.progress is not None else None,
+        }], ("tenant", "link", "entity"))
+
+    def reset_link(self, link: str) -> None:
+        """Forget a link's state (deactivation): archive, checkpoints, quarantine."""
+        with self.begin() as conn:
+            for t in (s.archive, s.checkpoints, s.quarantine):
+                conn.execute(delete(t).where(t.c.tenant == self.tenant, t.c.link == link))
+
+    # -- link rows ------------------------------------------------------------------
+    def link_row(self, name: str) -> dict[str, Any] | None:
+        c = s.links.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.links).where(c.tenant == self.tenant, c.name == name)).first()
+        return dict(row._mapping) if row else None
+
+    def link_rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(s.links).where(s.links.c.tenant == self.tenant).order_by(s.links.c.name))]
+
+    def set_link(self, name: str, connector: str | None = None, **values: Any) -> None:
+        with self.begin() as conn:
+            c = s.links.c
+            exists = conn.execute(select(c.name).where(c.tenant == self.tenant, c.name == name)).first()
+            values["updated_at"] = time.time()
+            if exists:
+                if connector:
+                    values["connector"] = connector
+                conn.execute(update(s.links).where(c.tenant == self.tenant, c.name == name).values(**values))
+            else:
+                conn.execute(s.links.insert().values(tenant=self.tenant, name=name,
+                                                     connector=connector or "", **values))
+
+    # -- conflicts, quarantine ------------------------------------------------------
+    def add_conflicts(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            now = time.time()
+            conn.execute(s.conflicts.insert(), [{"tenant": self.tenant, "at": now, **r} for r in rows])
+
+    def conflicts(self, *, open_only: bool = True, link: str | None = None,
+                  limit: int = 1000) -> list[dict[str, Any]]:
+        c = s.conflicts.c
+        q = select(s.conflicts).where(c.tenant == self.tenant)
+        if open_only:
+            q = q.where(c.resolved_at.is_(None))
+        if link:
+            q = q.where(c.link == link)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(c.id.desc()).limit(limit))]
+
+    def resolve_conflict_row(self, conn: Connection, cid: int, by: str, resolution: str) -> None:
+        conn.execute(update(s.conflicts).where(s.conflicts.c.id == cid, s.conflicts.c.tenant == self.tenant)
+                     .values(resolved_at=time.time(), resolved_by=by, resolution=resolution))
+
+    def quarantine_items(self, conn: Connection, link: str, entity: str,
+                         rows: Sequence[tuple[str, str, str, str | None]]) -> None:
+        """rows: (side, ref, error, payload). Re-quarantining a ref replaces its error."""
+        if rows:
+            now = time.time()
+            upsert(conn, s.quarantine, [
+                {"tenant": self.tenant, "link": link, "entity": entity, "side": side, "ref": ref,
+                 "error": err, "payload": payload, "at": now, "resolved_at": None}
+                for side, ref, err, payload in rows
+            ], ("tenant", "link", "entity", "side", "ref"))
+
+    def release_quarantine(self, conn: Connection, link: str, entity: str, side: str,
+                           refs: Sequence[str]) -> None:
+        c = s.quarantine.c
+        for i in range(0, len(refs), 500):
+            conn.execute(update(s.quarantine).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity, c.side == side,
+                c.resolved_at.is_(None), c.ref.in_(refs[i:i + 500])).values(resolved_at=time.time()))
+
+    def quarantined(self, link: str | None = None) -> list[dict[str, Any]]:
+        c = s.quarantine.c
+        q = select(s.quarantine).where(c.tenant == self.tenant, c.resolved_at.is_(None))
+        if link:
+            q = q.where(c.link == link)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(c.id))]
+
+    # -- run journal and activity log ------------------------------------------------
+    def start_run(self, link: str, entity: str | None, trigger: str, requested_by: str | None = None,
+                  record: str | None = None, status: str = "running") -> int:
+        with self.begin() as conn:
+            res = conn.execute(s.runs.insert().values(
+                tenant=self.tenant, link=link, entity=entity, record=record, trigger=trigger,
+                requested_by=requested_by, status=status,
+                started_at=time.time() if status == "running" else None))
+            return int(res.inserted_primary_key[0])
+
+    def update_run(self, run_id: int, **values: Any) -> None:
+        if "counts" in values and not isinstance(values["counts"], str | None):
+            values["counts"] = json.dumps(values["counts"])
+        with self.begin() as conn:
+            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+
+    def runs(self, link: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        c = s.runs.c
+        q = select(s.runs).where(c.tenant == self.tenant)
+        if link:
+            q = q.where(c.link == link)
+        with self.engine.connect() as conn:
+            out = [dict(r._mapping) for r in conn.execute(q.order_by(c.id.desc()).limit(limit))]
+        for r in out:
+            r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
+        return out
+
+    def log_activity(self, actor: str, action: str, *, link: str | None = None,
+                     entity: str | None = None, detail: str | None = None,
+                     outcome: str | None = None) -> None:
+        with self.begin() as conn:
+            conn.execute(s.activity.insert().values(
+                tenant=self.tenant, at=time.time(), actor=actor, action=action, link=link,
+                entity=entity, detail=detail, outcome=outcome))
+
+    def activity(self, limit: int = 100) -> list[dict[str, Any]]:
+        c = s.activity.c
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(s.activity).where(c.tenant == self.tenant).order_by(c.id.desc()).limit(limit))]
+
+    # -- locks --------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, name: str, *, stale_after: float = 120.0) -> Iterator[None]:
+        """A cross-process lock row: the same link + entity never syncs twice at once.
+        A lock whose holder died (same host, pid gone) or stopped beating is taken over."""
+        key = f"{self.tenant}:{name}"
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        now = time.time()
+        with self.begin() as conn:
+            row = conn.execute(select(s.locks).where(s.locks.c.name == key)).first()
+            if row is not None:
+                if row.owner != owner and not _lock_is_stale(row, now, stale_after):
+                    raise LinkLocked(f"{name} is already being synced (by {row.owner} since "
+                                     f"{time.strftime('%H:%M:%S', time.localtime(row.acquired_at))})")
+                conn.execute(delete(s.locks).where(s.locks.c.name == key))
+            conn.execute(s.locks.insert().values(name=key, owner=owner, acquired_at=now, heartbeat=now))
+        try:
+            yield
+        finally:
+            try:
+                with self.begin() as conn:
+                    conn.execute(delete(s.locks).where(s.locks.c.name == key, s.locks.c.owner == owner))
+            except OperationalError:
+                pass
+
+    def heartbeat(self, name: str) -> None:
+        with self.begin() as conn:
+            conn.execute(update(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")
+                         .values(heartbeat=time.time()))
+
+    def is_locked(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")).first()
+        return row is not None and not _lock_is_stale(row, time.time(), 120.0)
+
+
+def _lock_is_stale(row: Any, now: float, stale_after: float) -> bool:
+    host, pid = (str(row.owner).split(":") + ["", ""])[:2]
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return bool(now - row.heartbeat > stale_after)
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
