@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up everything Concord needs on a fresh Debian machine, idempotently:
+# system packages (PostgreSQL, Chromium for the browser tests), a virtualenv in .venv,
+# and Concord with its test dependencies. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_system=${CONCORD_SYSTEM_PACKAGES:-postgresql chromium}
+missing=()
+for pkg in $want_system; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install as root: apt-get install ${missing[*]}" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.concord-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[${CONCORD_EXTRAS:-test}]"
+  touch "$stamp"
+fi

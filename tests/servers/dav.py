@@ -1,0 +1,1 @@
+"""Radicale and Xandikos test server fixtures (session-scoped, loopback)."""

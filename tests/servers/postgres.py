@@ -1,0 +1,1 @@
+"""PostgreSQL test server fixture (session-scoped, throwaway cluster on loopback)."""
