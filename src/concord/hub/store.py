@@ -543,6 +543,14 @@ class Hub:
             conn.execute(update(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")
                          .values(heartbeat=time.time()))
 
+    def is_any_locked(self, link: str) -> bool:
+        """Is any entity of ``link`` syncing right now?"""
+        prefix = f"{self.tenant}:sync:{link}:"
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.locks).where(s.locks.c.name.startswith(prefix))).all()
+        now = time.time()
+        return any(not _lock_is_stale(r, now, 120.0) for r in rows)
+
     def is_locked(self, name: str) -> bool:
         with self.engine.connect() as conn:
             row = conn.execute(select(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")).first()
