@@ -31,6 +31,14 @@ TASK_STATUS_TO_VTODO: dict[str, str] = {
     "Waiting on Others": "IN-PROCESS",
     "Deferred": "NEEDS-ACTION",
     "Cancelled": "CANCELLED",
+    # practice statuses, for links that carry them verbatim
+    "Open": "NEEDS-ACTION",
+    "Draft": "NEEDS-ACTION",
+    "In Process": "IN-PROCESS",
+    "Approved": "IN-PROCESS",
+    "Pending Approval": "IN-PROCESS",
+    "Rejected": "CANCELLED",
+    "Canceled": "CANCELLED",
 }
 #: VTODO STATUS → groupware task status, for items another client wrote
 VTODO_TO_TASK_STATUS: dict[str, str] = {

@@ -13,8 +13,8 @@ from concord.connectors.dav.connector import DavConnector, DavOptions
 DEFAULT_TASK_STATUS_MAP: dict[str, str] = {
     "Open": "Not Started",
     "In Process": "In Progress",
+    "Completed": "Completed",  # listed before Canceled: the way back takes the first
     "Canceled": "Completed",
-    "Completed": "Completed",
     "Approved": "In Progress",
     "Pending Approval": "Waiting on Others",
 }
