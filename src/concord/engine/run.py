@@ -79,6 +79,7 @@ class EntitySync:
         self.done = 0
         self.total = 0
         self.handled: set[str] = set()
+        self.written: dict[str, str | None] = {}  # spoke ref -> version we wrote (None: deleted)
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> EntityResult:
@@ -139,6 +140,11 @@ class EntitySync:
             if self.unfinished_hub_seq is not None:
                 new_seq = min(new_seq, self.unfinished_hub_seq - 1)
             token = cp.spoke_token if self.unfinished_spoke else ch.token
+            settle = getattr(self.conn, "token_after_writes", None)
+            if settle is not None and token is not None and self.written and not self.unfinished_spoke:
+                # move the token past our own writes, so an item we created and someone
+                # then deleted is not lost by servers that omit it from the next diff
+                token = settle(entity, token, self.written)
             with hub.begin() as conn:
                 hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
         return self.result
@@ -239,8 +245,9 @@ class EntitySync:
                     continue
                 rec = recs.get(hub_id)
                 hs, hub_c = self._hub_state(rec, arch)
-                ss: State = "unchanged" if content_hash(*content) == arch.hash else "changed"
                 base = load_content(arch.base)
+                content = (self.map.settle(content[0], base[0]), content[1])
+                ss: State = "unchanged" if content_hash(*content) == arch.hash else "changed"
                 if hs == "unchanged" and ss == "unchanged":  # touched, not changed
                     d = Decision("version only", base=base)
                 else:
@@ -390,6 +397,11 @@ class EntitySync:
                 out = [WriteResult(error=exc) for _ in ops]
             for n, r in zip(op_case, out, strict=True):
                 results[n] = r
+            wr: WriteResult
+            for op, wr in zip(ops, out, strict=True):
+                ref = wr.ref or op.ref
+                if wr.error is None and ref:
+                    self.written[ref] = None if op.kind == "delete" else wr.version
         # 2. hub + archive + conflicts + quarantine, one transaction
         now_bad = list(bad)
         with self.hub.begin() as conn:
