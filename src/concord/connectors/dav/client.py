@@ -10,7 +10,9 @@ server never hit it with forty parallel PUTs.
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,6 +75,8 @@ def _retry_after(resp: httpx.Response) -> float:
 
 
 class DavClient:
+    WRITE_RETRIES = 5
+
     def __init__(self, url: str, *, username: str | None = None, password: str | None = None,
                  token: str | None = None, verify: bool | str = True, timeout: float = 30.0,
                  max_connections: int = 4, max_item_bytes: int = 2_000_000) -> None:
@@ -115,13 +119,23 @@ class DavClient:
         h = dict(headers or {})
         if body is not None and "Content-Type" not in h:
             h["Content-Type"] = "application/xml; charset=utf-8"
-        try:
-            resp = self.http.request(method, url, content=body, headers=h)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{method} {url}: timed out ({exc}); will retry next run") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"{method} {url}: cannot reach the server ({exc}) "
-                                 "(fix: check the URL and that the server is up)") from exc
+        for attempt in range(self.WRITE_RETRIES + 1):
+            try:
+                resp = self.http.request(method, url, content=body, headers=h)
+            except httpx.TimeoutException as exc:
+                raise TransientError(f"{method} {url}: timed out ({exc}); will retry next run"
+                                     ) from exc
+            except httpx.TransportError as exc:
+                raise TransientError(f"{method} {url}: cannot reach the server ({exc}) "
+                                     "(fix: check the URL and that the server is up)") from exc
+            # A server that serialises writes (Xandikos locks its git index) answers a
+            # concurrent one with 423 or 500. Our writes are conditional, so trying again is
+            # safe: one that did land meanwhile comes back as 412, never as a double write.
+            if (resp.status_code in (423, 500, 502, 504) and method in ("PUT", "DELETE")
+                    and attempt < self.WRITE_RETRIES):
+                time.sleep(0.02 * (2 ** attempt) + random.random() * 0.02)
+                continue
+            break
         code = resp.status_code
         if code < 400:
             return resp

@@ -199,6 +199,28 @@ class DavConnector(Connector):
             changed = dict(self.list(entity))
         return Changes(changed=changed, token=new, complete=True)
 
+    def token_after_writes(self, entity: str, token: str, written: dict[str, str | None]) -> str:
+        """A token past Concord's own writes, if nothing but those writes happened since
+        ``token``; else ``token`` unchanged. Servers may leave out of a diff an item created
+        and deleted since the token (Xandikos does), so a token taken before our creates
+        would hide a delete made right after them."""
+        try:
+            changed, deleted, new = self.client.sync_collection(self.collection(entity), token)
+        except ConcordError:
+            return token
+        if new is None:
+            return token
+        for href, version in written.items():
+            if version is None:
+                if href in changed:
+                    return token
+            elif changed.get(href) != version:
+                return token  # changed again since, or gone (maybe not reported)
+        if any(h not in written for h in changed) or any(
+                written.get(h, "") is not None for h in deleted):
+            return token
+        return new
+
     def current_token(self, entity: str) -> str | None:
         return self.client.collection_state(self.collection(entity))[1]
 
