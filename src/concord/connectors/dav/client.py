@@ -114,14 +114,16 @@ class DavClient:
         return urljoin(self.origin, quote(href))
 
     def request(self, method: str, href: str, *, body: str | bytes | None = None,
-                headers: dict[str, str] | None = None, ref: str | None = None) -> httpx.Response:
+                headers: dict[str, str] | None = None, ref: str | None = None,
+                timeout: float | None = None) -> httpx.Response:
         url = self.abs(href)
         h = dict(headers or {})
         if body is not None and "Content-Type" not in h:
             h["Content-Type"] = "application/xml; charset=utf-8"
         for attempt in range(self.WRITE_RETRIES + 1):
             try:
-                resp = self.http.request(method, url, content=body, headers=h)
+                resp = self.http.request(method, url, content=body, headers=h, **(
+                    {"timeout": timeout} if timeout is not None else {}))
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{method} {url}: timed out ({exc}); will retry next run"
                                      ) from exc
@@ -219,6 +221,13 @@ class DavClient:
         resp = self.request("MKCOL", href, body=dx.mkcol_body(kind, displayname))
         if resp.status_code not in (200, 201):
             raise TerminalError(f"MKCOL {self.abs(href)}: {resp.status_code}")
+
+    def collection_etag(self, href: str) -> str | None:
+        """The collection's etag (or CalendarServer ctag): changes whenever a member does."""
+        rs = self.propfind(href, ["D:getetag", "CS:getctag"])
+        if not rs:
+            return None
+        return rs[0].text(dx.DAV + "getetag") or rs[0].text(dx.CS + "getctag") or None
 
     def collection_state(self, href: str) -> tuple[str | None, str | None]:
         """(collection etag, sync-token) as of now."""
