@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.servers.dav import DavServer, start_radicale, stop  # noqa: E402
+
 from concord.config import EntityConfig, LinkConfig  # noqa: E402
 from concord.engine import sync_link  # noqa: E402
 from concord.formats import vcard  # noqa: E402
 from concord.hub.store import Hub  # noqa: E402
-from tests.servers.dav import DavServer, start_radicale, stop  # noqa: E402
 
 FIRSTS = ["Ada", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jo"]
 LASTS = ["Smith", "Jones", "Patel", "Nguyen", "Okafor", "Rossi", "Kowalski", "Silva"]
@@ -63,7 +65,7 @@ class ConcordSide:
     def __init__(self, server: DavServer, work: Path, n: int) -> None:
         self.server, self.n = server, n
         self.coll = server.new_collection("addressbook")
-        self.hub = Hub(f"sqlite:///{work / f'hub-{n}.db'}")
+        self.hub = Hub(f"sqlite:///{work / f'hub-{n}-{uuid.uuid4().hex[:8]}.db'}")
         from concord.hub.store import RecordWrite
 
         with self.hub.begin() as conn:

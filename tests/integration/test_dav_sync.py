@@ -230,3 +230,40 @@ def test_unreachable_server_does_not_stop_other_links(radicale_server: DavServer
     row = hub.link_row("dead")
     assert row is not None and "cannot reach" in (row["last_error"] or "")
 
+
+
+def test_cancelled_event_leaves_the_calendar_completed_is_not_synced(
+        radicale_server: DavServer, hub: Hub) -> None:
+    """Seed 003: an appointment whose event is cancelled is deleted from the calendar (the
+    hub keeps the cancelled event); completing an event does not touch the appointment."""
+    srv = radicale_server
+    coll = srv.new_collection("calendar")
+    statuses = {"Confirmed": "CONFIRMED", "Tentative": "TENTATIVE", "Completed": "CONFIRMED"}
+    cfg = link(srv, "caldav", "event", coll, values={"status": statuses},
+               remove_when={"status": ["Cancelled"]})
+    for eid in ("e-cancel", "e-done"):
+        hub.put("event", eid, {"summary": f"Meeting {eid}", "start": "2026-08-03T14:00:00Z",
+                               "end": "2026-08-03T15:00:00Z", "all_day": False,
+                               "status": "Confirmed"})
+    assert sync_link(hub, cfg).ok
+    base = httpx.URL(coll).path
+    before = server_hrefs(srv, coll)
+    assert set(before) == {f"{base}e-cancel.ics", f"{base}e-done.ics"}
+    for eid, status in (("e-cancel", "Cancelled"), ("e-done", "Completed")):
+        rec = hub.get("event", eid)
+        assert rec is not None
+        hub.put("event", eid, {**rec.fields, "status": status})
+    r = sync_link(hub, cfg)
+    assert r.ok, r.message
+    after = server_hrefs(srv, coll)
+    assert set(after) == {f"{base}e-done.ics"}
+    assert after[f"{base}e-done.ics"] == before[f"{base}e-done.ics"]  # untouched
+    cancelled, done = hub.get("event", "e-cancel"), hub.get("event", "e-done")
+    assert cancelled is not None and not cancelled.deleted
+    assert cancelled.fields["status"] == "Cancelled"
+    assert done is not None and done.fields["status"] == "Completed"
+    # the next runs neither re-create the appointment nor delete the hub event
+    assert sync_link(hub, cfg).ok and sync_link(hub, cfg).ok
+    assert set(server_hrefs(srv, coll)) == {f"{base}e-done.ics"}
+    again = hub.get("event", "e-cancel")
+    assert again is not None and not again.deleted

@@ -122,8 +122,9 @@ class DavClient:
             h["Content-Type"] = "application/xml; charset=utf-8"
         for attempt in range(self.WRITE_RETRIES + 1):
             try:
-                resp = self.http.request(method, url, content=body, headers=h, **(
-                    {"timeout": timeout} if timeout is not None else {}))
+                resp = self.http.request(
+                    method, url, content=body, headers=h,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{method} {url}: timed out ({exc}); will retry next run"
                                      ) from exc

@@ -341,6 +341,8 @@ class DavConnector(Connector):
         except ValueError:
             text = self.render_new(entity, item.fields, item.ident or ref.rsplit("/", 1)[-1]
                                    .removesuffix(self.suffix))
+        if text == original and etag:
+            return etag  # nothing Concord maps changed (e.g. a status the spoke shows alike)
         try:
             new = self.client.put(ref, text, self.content_type, etag=expected_version or etag,
                                   ref=ref)
