@@ -71,6 +71,7 @@ def require(scope: str) -> Any:
                                          f'Bearer error="insufficient_scope" scope="{scope}"'})
         return p
 
+    dep.concord_scope = scope  # type: ignore[attr-defined]  # read by the route audit test
     return Depends(dep)
 
 

@@ -97,9 +97,9 @@ def render(st: ServiceState) -> str:
         stt = link_status(hub, name, cfg, now=now)
         up.append(_line("concord_link_up", {"link": name},
                         {"green": 2, "blue": 1}.get(stt.color, 0)))
-        if stt.last_run and stt.last_run.get("finished_at"):
+        if stt.last_run_at:
             age.append(_line("concord_last_run_age_seconds", {"link": name},
-                             round(now - float(stt.last_run["finished_at"]), 3)))
+                             round(now - float(stt.last_run_at), 3)))
     head("concord_lag_changes", "gauge", "Hub changes not yet read by a link (sequence lag).")
     out.extend(lag)
     head("concord_pending_records", "gauge", "Records the hub holds that a link has not sent.")

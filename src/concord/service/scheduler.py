@@ -65,7 +65,8 @@ class _LinkWorker:
         self.sched, self.name, self.cfg = sched, name, cfg
         self.queue: list[Request] = []
         self.running: Request | None = None
-        self.interval = parse_schedule(getattr(cfg, "schedule", None))
+        self.interval = parse_schedule(getattr(cfg, "schedule", None)
+                                       or getattr(cfg, "interval", None))
         self.next_due = time.time() + self.interval if self.interval else None
         self.thread = threading.Thread(target=self.loop, name=f"concord-link-{name}", daemon=True)
         self.watcher: threading.Thread | None = None
@@ -129,22 +130,15 @@ class _LinkWorker:
         try:
             result = self.sched.sync_fn(hub, self.cfg, entities=entities, trigger=req.trigger,
                                         requested_by=req.requested_by)
-        except RateLimited as exc:
+        except RateLimited as exc:  # the engine turns this into a "paused" result; in case not
             hub.set_link(self.name, paused_until=exc.until, pause_reason=str(exc))
-            hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
-                             entity=req.entity, outcome="paused",
-                             detail=f"{what}: rate limited, paused until "
-                                    f"{time.strftime('%H:%M:%S', time.localtime(exc.until))}")
-            with self.sched.cond:  # run it again once the pause is over
-                if not any(q.entity == req.entity for q in self.queue):
-                    self.queue.insert(0, req)
-            return
+            result = None
+            status, message = "paused", str(exc)
         except LinkLocked as exc:
             hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
-                             entity=req.entity, outcome="skipped", detail=str(exc))
+                             entity=req.entity, outcome="skipped", detail=f"{what}: {exc}")
             return
-        except ConcordError as exc:
-            hub.set_link(self.name, last_error=str(exc))
+        except ConcordError as exc:  # the engine has journalled the run and the link's error
             hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
                              entity=req.entity, outcome="error", detail=f"{what}: {exc}")
             return
@@ -154,12 +148,25 @@ class _LinkWorker:
             hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
                              entity=req.entity, outcome="error", detail=f"{what}: {exc!r}")
             return
-        status = str(getattr(result, "status", "ok"))
-        counts = getattr(result, "counts", None) or {}
+        else:
+            status = str(getattr(result, "status", "ok"))
+            message = str(getattr(result, "message", "") or "")
+        if status == "paused":
+            # Rate limited: "Sync paused until …"; run this request again once it is over.
+            with self.sched.cond:
+                if not any(q.entity == req.entity for q in self.queue):
+                    self.queue.insert(0, req)
+            hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
+                             entity=req.entity, outcome="paused",
+                             detail=f"{what}: {message or 'rate limited'}; it resumes by itself")
+            return
+        counts = dict(getattr(result, "counts", None) or {})
         detail = f"{what}: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
                                or "no changes")
+        if status != "ok" and message:
+            detail += f" ({message})"
         if req.records:
-            detail += f" (records: {', '.join(sorted(req.records))})"
+            detail += f"; records: {', '.join(sorted(req.records))}"
         hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
                          entity=req.entity, outcome=status, detail=detail)
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from concord.hub import schema as s
-from concord.hub.store import RecordWrite
 from concord.service.api.records import FieldValue, content_of
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state
@@ -90,28 +89,28 @@ def get_conflict(request: Request, cid: int, _p: Principal = require("records:re
 
 
 def resolve(st: ServiceState, cid: int, res: Resolution, p: Principal) -> ConflictOut:
+    """Keep a side (the run's winner stands, or the loser's kept values are written back)
+    or write merged values; then queue a sync so every linked system receives it."""
+    from concord.errors import ConcordError
+    from concord.resolve import resolve_conflict
+
     row = _row(st, cid)
     if row.get("resolved_at"):
         raise HTTPException(409, f"conflict {cid} was already resolved by {row['resolved_by']}")
-    with st.hub.begin() as conn:
-        cur = st.hub.get(row["entity"], row["hub_id"], conn=conn)
-        refs = dict(cur.refs) if cur else {}
-        if res.choose is not None:
-            fields, side_refs = content_of(row.get(f"{res.choose}_content"))
-            refs = side_refs or refs
-            what = f"kept the {res.choose} side"
-        else:
-            fields = {k: v for k, v in (res.fields or {}).items() if v is not None}
-            what = f"merged values for {', '.join(sorted(fields)) or 'no fields'}"
-        st.hub.write(conn, [RecordWrite(row["entity"], row["hub_id"], fields, refs)], by=p.actor)
-        st.hub.resolve_conflict_row(conn, cid, p.actor, what)
-    st.hub.log_activity(p.actor, "conflict resolved", link=row["link"], entity=row["entity"],
-                        detail=f"conflict {cid} on {row['hub_id']}: {what}", outcome="ok")
+    if res.choose is not None:
+        take = "winner" if row["winner"] == res.choose else "loser"
+        values = None
+    else:
+        take, values = "merged", dict(res.fields or {})
+    try:
+        resolve_conflict(st.hub, cid, take=take, by=p.actor, values=values)
+    except ConcordError as exc:
+        raise HTTPException(409, str(exc)) from exc
     if st.push_on_write and row["link"] in st.links:
         try:
             st.scheduler.request(row["link"], row["entity"], trigger="api", by=p.actor,
                                  log_request=False, after_running=True)
-        except Exception:  # a paused link sends it when resumed; the hub already holds it
+        except ConcordError:  # a paused link sends it when resumed; the hub already holds it
             pass
     return conflict_out(_row(st, cid))
 

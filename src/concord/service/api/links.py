@@ -25,16 +25,18 @@ class StatusOut(BaseModel):
     link: str
     color: str = Field(description="green | blue | red")
     reason: str
-    fix: str | None
+    fix: str
     state: str
     running: list[str]
     queued: list[str]
     progress_done: int | None
     progress_total: int | None
-    eta_seconds: float | None
+    eta_s: float | None = Field(description="seconds left in a running migration, estimated")
     paused_until: float | None
     pending: int
     quarantined: int
+    conflicts: int
+    last_run_at: float | None
 
 
 class LinkOut(BaseModel):
@@ -87,21 +89,42 @@ def _cfg(st: ServiceState, name: str) -> Any:
 
 
 def status_out(st: ServiceState, name: str) -> StatusOut:
+    """The shared light, plus what only this process knows: its scheduler's queue."""
     busy = st.scheduler.busy(name)
-    s = link_status(st.hub, name, st.links.get(name),
-                    queued=[e for e, v in busy.items() if v == "queued"])
+    s = link_status(st.hub, name, st.links.get(name), queued=list(busy))
     d = s.as_dict()
-    d.pop("last_run", None)
-    if not s.running and any(v == "running" for v in busy.values()):
-        d["running"] = [e for e, v in busy.items() if v == "running"]
-        if s.color != "red":
-            d["color"], d["reason"] = "blue", f"sync starting: {', '.join(d['running'])}"
+    d["queued"] = sorted(e for e, v in busy.items() if v == "queued")
+    d["running"] = sorted(set(d["running"]) | {e for e, v in busy.items() if v == "running"})
     return StatusOut(**d)
+
+
+SECRET_KEYS = ("password", "secret", "token", "api_key", "apikey", "key", "credentials", "dsn")
+
+
+def mask_secrets(value: Any, key: str = "") -> Any:
+    """Options as shown to an administrator: every secret replaced by ``**********``."""
+    from pydantic import SecretStr
+
+    if isinstance(value, SecretStr) or (
+            key and any(k in key.lower() for k in SECRET_KEYS) and value not in (None, "")):
+        return "**********"
+    if isinstance(value, dict):
+        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_secrets(v, key) for v in value]
+    if isinstance(value, str) and "://" in value and "@" in value:
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except Exception:
+            return "**********"
+    return value
 
 
 def link_out(st: ServiceState, name: str) -> LinkOut:
     cfg = _cfg(st, name)
-    sched = getattr(cfg, "schedule", None)
+    sched = getattr(cfg, "schedule", None) or getattr(cfg, "interval", None)
     return LinkOut(name=name, connector=str(getattr(cfg, "connector", "")),
                    entities=directions(cfg), schedule=None if sched is None else str(sched),
                    status=status_out(st, name))
@@ -123,9 +146,12 @@ def get_link(request: Request, name: str, _p: Principal = require("records:read"
 def get_link_config(request: Request, name: str, _p: Principal = require("admin")) -> dict[str, Any]:
     cfg = _cfg(state(request), name)
     if hasattr(cfg, "model_dump"):
-        dumped: dict[str, Any] = cfg.model_dump(mode="json")
-        return dumped
-    return {"connector": str(getattr(cfg, "connector", "")), "entities": directions(cfg)}
+        dumped = cfg.model_dump()
+    else:
+        dumped = {"connector": str(getattr(cfg, "connector", "")), "entities": directions(cfg),
+                  "options": dict(getattr(cfg, "options", {}) or {})}
+    masked: dict[str, Any] = mask_secrets(dumped)
+    return masked
 
 
 @router.get("/links/{name}/runs", response_model=list[RunOut], summary="Recent runs (records:read)")
