@@ -240,6 +240,15 @@ async def ui_resolve(request: Request, cid: int) -> Response:
                         f"{escape(c.resolution or '')}</div>")
 
 
+@router.get("/ui/activity", response_class=HTMLResponse)
+def activity_part(request: Request) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    return _page(request, "_activity.html", p, activity=state(request).hub.activity(15), live=True)
+
+
 @router.get("/activity", response_class=HTMLResponse)
 def activity_page(request: Request) -> Response:
     try:
