@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from html import escape
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FsPath
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -29,7 +29,7 @@ LABELS = {"client": "Clients", "staff": "Staff", "job": "Jobs", "tax_return": "T
           "custom_field": "Custom Fields", "contact": "Contacts", "task": "Tasks",
           "event": "Events", "email": "E-mails"}
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
 templates.env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S",
                                                          time.localtime(ts)) if ts else ""
 templates.env.globals["LABELS"] = LABELS
@@ -217,7 +217,7 @@ def conflicts_page(request: Request) -> Response:
 
 
 @router.post("/ui/conflicts/{cid}/resolve", response_class=HTMLResponse)
-async def ui_resolve(request: Request, cid: int) -> Response:
+async def ui_resolve(request: Request, cid: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
     try:
         p = _who(request)
     except _Login:

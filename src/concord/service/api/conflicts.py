@@ -7,9 +7,9 @@ row is marked resolved in the same transaction, so a resolution is never half ap
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
@@ -19,6 +19,8 @@ from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state
 
 router = APIRouter(prefix="/api/v1/conflicts", tags=["conflicts"])
+
+ConflictId = Annotated[int, Path(ge=1, le=2**62, description="the conflict's id")]
 
 
 class ConflictOut(BaseModel):
@@ -84,7 +86,7 @@ def list_conflicts(request: Request, open_only: bool = True, link: str | None = 
 
 
 @router.get("/{cid}", response_model=ConflictOut, summary="One conflict (records:read)")
-def get_conflict(request: Request, cid: int, _p: Principal = require("records:read")) -> ConflictOut:
+def get_conflict(request: Request, cid: ConflictId, _p: Principal = require("records:read")) -> ConflictOut:
     return conflict_out(_row(state(request), cid))
 
 
@@ -118,6 +120,6 @@ def resolve(st: ServiceState, cid: int, res: Resolution, p: Principal) -> Confli
 @router.post("/{cid}/resolve", response_model=ConflictOut,
              summary="Resolve a conflict by choosing a side or giving merged values "
                      "(records:write)")
-def resolve_conflict(request: Request, cid: int, body: Resolution,
+def resolve_conflict(request: Request, cid: ConflictId, body: Resolution,
                      p: Principal = require("records:write")) -> ConflictOut:
     return resolve(state(request), cid, body, p)
