@@ -18,7 +18,14 @@ from rich.table import Table
 from concord.config import load_config
 from concord.errors import ConcordError
 from concord.hub.store import Hub
-from concord.service.auth import ROLES, SCOPES, create_token, list_tokens, parse_scopes, revoke_token
+from concord.service.auth import (
+    ROLES,
+    SCOPES,
+    create_token,
+    list_tokens,
+    parse_scopes,
+    revoke_token,
+)
 
 console = Console()
 err = Console(stderr=True)

@@ -52,7 +52,7 @@ def test_every_route_needs_a_token_with_its_scope(service: Served) -> None:
     routes = _routes(service)
     assert len(routes) >= 20
     with service.client() as anon:
-        for method, path, scope in routes:
+        for method, path, _scope in routes:
             r = anon.request(method, path, headers={"If-Match": "*"})
             assert r.status_code == 401, (method, path, r.status_code)
             assert r.headers["www-authenticate"].startswith("Bearer")

@@ -229,10 +229,11 @@ async def ui_resolve(request: Request, cid: Annotated[int, Path(ge=1, le=2**62)]
     choose = form.get("choose")
     try:
         if choose in ("hub", "spoke"):
-            res = Resolution(choose=str(choose))  # type: ignore[arg-type]
+            res = Resolution.model_validate({"choose": str(choose)})
         else:
             names = [k[2:] for k in form if isinstance(k, str) and k.startswith("f:")]
-            res = Resolution(fields={n: str(form[f"f:{n}"]) or None for n in names})
+            res = Resolution.model_validate(
+                {"fields": {n: str(form[f"f:{n}"]) or None for n in names}})
         c = resolve(st, cid, res, p)
     except HTTPException as exc:
         return Response(str(exc.detail), status_code=exc.status_code)

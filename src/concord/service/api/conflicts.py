@@ -6,6 +6,7 @@ row is marked resolved in the same transaction, so a resolution is never half ap
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any, Literal
 
@@ -109,11 +110,10 @@ def resolve(st: ServiceState, cid: int, res: Resolution, p: Principal) -> Confli
     except ConcordError as exc:
         raise HTTPException(409, str(exc)) from exc
     if st.push_on_write and row["link"] in st.links:
-        try:
+        # A paused link sends it when resumed; the hub already holds it.
+        with contextlib.suppress(ConcordError):
             st.scheduler.request(row["link"], row["entity"], trigger="api", by=p.actor,
                                  log_request=False, after_running=True)
-        except ConcordError:  # a paused link sends it when resumed; the hub already holds it
-            pass
     return conflict_out(_row(st, cid))
 
 

@@ -159,7 +159,8 @@ def list_runs(request: Request, name: str, limit: int = Query(50, ge=1, le=1000)
               _p: Principal = require("records:read")) -> list[RunOut]:
     st = state(request)
     _cfg(st, name)
-    return [RunOut(**{k: r.get(k) for k in RunOut.model_fields}) for r in st.hub.runs(name, limit)]
+    return [RunOut.model_validate({k: r.get(k) for k in RunOut.model_fields})
+            for r in st.hub.runs(name, limit)]
 
 
 def request_sync(st: ServiceState, name: str, entity: str | None, p: Principal) -> SyncOut:
@@ -233,7 +234,7 @@ def deactivate(request: Request, name: str, p: Principal = require("admin")) -> 
             summary="The activity log: every manual sync request and every run (records:read)")
 def activity(request: Request, limit: int = Query(100, ge=1, le=1000),
              _p: Principal = require("records:read")) -> list[ActivityOut]:
-    return [ActivityOut(**{k: a.get(k) for k in ActivityOut.model_fields})
+    return [ActivityOut.model_validate({k: a.get(k) for k in ActivityOut.model_fields})
             for a in state(request).hub.activity(limit)]
 
 
