@@ -72,6 +72,9 @@ def test_standard_user_syncs_clients_but_not_jobs(make_service, hub_url, tmp_pat
     cfg.links["office"].entities["staff"] = cfg.links["office"].entities["client"].model_copy()
     svc = make_service(cfg, start_scheduler=False)
     with svc.client("records:read", "sync:run") as std, svc.client("admin") as admin:
+        r = std.post("/api/v1/links/office/sync/client")
+        assert r.status_code == 409 and "administrator must activate" in r.json()["detail"]
+        assert admin.post("/api/v1/links/office/activate").json()["status"]["state"] == "active"
         assert std.post("/api/v1/links/office/sync/client").status_code == 202
         r = std.post("/api/v1/links/office/sync/staff")
         assert r.status_code == 403 and "admin" in r.json()["detail"]

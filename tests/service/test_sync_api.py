@@ -23,6 +23,7 @@ def test_manual_sync_is_not_started_twice_and_is_logged(make_service, hub_url, t
     for i in range(3):
         write_vcard(tmp_path / "office", f"u{i}", f"Client {i}")
     svc: Served = make_service(vdir_config(hub_url, tmp_path / "office"), sync_fn=gated)
+    svc.hub.set_link("office", "vdir", state="active")  # activated by an administrator
     with svc.client("records:read", "sync:run") as std:
         first = std.post("/api/v1/links/office/sync/client").json()
         second = std.post("/api/v1/links/office/sync/client").json()

@@ -195,7 +195,8 @@ def record_sync(request: Request, entity: str, rid: str) -> Response:
     for name, cfg in st.links.items():
         if entity in directions(cfg):
             try:
-                st.scheduler.request(name, entity, record=rid, trigger="manual", by=p.actor)
+                st.scheduler.request(name, entity, record=rid, trigger="manual", by=p.actor,
+                                     may_activate=p.has("admin"))
             except LinkUnavailable as exc:
                 flash = str(exc)
     return _row_response(request, p, entity, rid, flash)

@@ -108,8 +108,9 @@ class _LinkWorker:
         return 1.0
 
     def _active(self) -> bool:
+        """Scheduled runs are for activated links only: activating is an administrator's act."""
         row = self.sched.hub.link_row(self.name)
-        return row is None or row["state"] == "active"
+        return row is not None and row["state"] == "active"
 
     def _resume_if_due(self) -> bool:
         """Clear an expired rate-limit pause (logged); False while still paused."""
@@ -167,6 +168,8 @@ class _LinkWorker:
             detail += f" ({message})"
         if req.records:
             detail += f"; records: {', '.join(sorted(req.records))}"
+        if req.trigger in ("schedule", "watch") and status == "ok" and not counts:
+            return  # an idle scheduled run is in the runs journal; the log keeps what happened
         hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
                          entity=req.entity, outcome=status, detail=detail)
 
@@ -238,7 +241,8 @@ class Scheduler:
     # -- requests --------------------------------------------------------------------
     def request(self, link: str, entity: str | None, *, record: str | None = None,
                 trigger: str = "manual", by: str | None = None,
-                log_request: bool = True, after_running: bool = False) -> RequestOutcome:
+                log_request: bool = True, after_running: bool = False,
+                may_activate: bool = True) -> RequestOutcome:
         """Queue a sync of ``link`` (one entity, or all), unless one is already queued or
         running (``after_running``: a run already under way may have read too early, so
         queue one more after it, as a record write needs). Raises LinkUnavailable for an unknown, inactive or user-paused link."""
@@ -246,6 +250,9 @@ class Scheduler:
         if worker is None:
             raise LinkUnavailable(f"no link named {link!r} in this configuration")
         row = self.hub.link_row(link)
+        if row is None and not may_activate:
+            raise LinkUnavailable(f"link {link!r} is not activated yet; an administrator must "
+                                  f"activate it first (its first sync is the migration)")
         if row is not None and row["state"] != "active":
             raise LinkUnavailable(f"link {link!r} is {row['state']}; an administrator must "
                                   f"{'resume' if row['state'] == 'paused' else 'activate'} it first")

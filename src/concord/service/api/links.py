@@ -173,7 +173,8 @@ def request_sync(st: ServiceState, name: str, entity: str | None, p: Principal) 
         raise HTTPException(403, f"syncing {entity or 'every entity'} needs the scope {scope!r}; "
                                  f"any user may sync the client list")
     try:
-        o = st.scheduler.request(name, entity, trigger="manual", by=p.actor)
+        o = st.scheduler.request(name, entity, trigger="manual", by=p.actor,
+                                 may_activate=p.has("admin"))
     except LinkUnavailable as exc:
         raise HTTPException(409, str(exc)) from exc
     return SyncOut(accepted=o.accepted, state=o.state, message=o.message)

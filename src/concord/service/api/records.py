@@ -263,7 +263,8 @@ def sync_record(request: Request, entity: Entity, rid: str,
     accepted, states, messages = False, [], []
     for link in links:
         try:
-            o = st.scheduler.request(link, entity.value, record=rid, trigger="manual", by=p.actor)
+            o = st.scheduler.request(link, entity.value, record=rid, trigger="manual", by=p.actor,
+                                     may_activate=p.has("admin"))
         except LinkUnavailable as exc:
             messages.append(str(exc))
             continue
