@@ -47,10 +47,10 @@ def config_hub(config: Any) -> Hub:
 
 def create_app(config: Any = None, *, hub: Hub | None = None, sync_fn: SyncFn | None = None,
                start_scheduler: bool = True, push_on_write: bool = True,
-               watch: bool = True) -> FastAPI:
+               watch: bool = True, isolate: bool = True) -> FastAPI:
     hub = hub or config_hub(config)
     link_cfgs = config_links(config)
-    scheduler = Scheduler(hub, link_cfgs, sync_fn, watch=watch)
+    scheduler = Scheduler(hub, link_cfgs, sync_fn, watch=watch, isolate=isolate)
     st = ServiceState(hub=hub, links=link_cfgs, scheduler=scheduler,
                       verifier=TokenVerifier(hub), push_on_write=push_on_write)
 

@@ -26,10 +26,15 @@ log = logging.getLogger("concord.scheduler")
 SyncFn = Callable[..., Any]
 
 
-def default_sync_fn() -> SyncFn:
+def default_sync_fn(isolate: bool = True) -> SyncFn:
+    """The engine: in a worker process per link (``isolate``), or in the link's thread."""
+    if isolate:
+        from concord.service.worker import ProcessSync
+
+        return ProcessSync()
     from concord.engine import sync_link
 
-    return sync_link  # type: ignore[no-any-return]
+    return sync_link
 
 
 def parse_schedule(value: Any) -> float | None:
@@ -191,10 +196,10 @@ class _LinkWorker:
 
 class Scheduler:
     def __init__(self, hub: Hub, links: Mapping[str, Any], sync_fn: SyncFn | None = None,
-                 *, watch: bool = True) -> None:
+                 *, watch: bool = True, isolate: bool = True) -> None:
         self.hub = hub
         self.links = dict(links)
-        self.sync_fn = sync_fn or default_sync_fn()
+        self.sync_fn = sync_fn or default_sync_fn(isolate)
         self.cond = threading.Condition()
         self.stopping = threading.Event()
         self.workers = {name: _LinkWorker(self, name, cfg) for name, cfg in self.links.items()}
@@ -216,6 +221,9 @@ class Scheduler:
         for w in self.workers.values():
             if w.thread.is_alive():
                 w.thread.join(timeout)
+        close = getattr(self.sync_fn, "close", None)
+        if close is not None:
+            close()
 
     def _notifies(self, cfg: Any) -> bool:
         from concord.connectors.base import connector_class
