@@ -9,6 +9,7 @@ class name and are raised again here, so the scheduler treats them alike.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import threading
 from dataclasses import dataclass, field
@@ -91,22 +92,20 @@ class ProcessSync:
                                f"and resumes from the last checkpoint") from exc
         if reply[0] == "ok":
             return WorkerResult(link.name, reply[1], reply[2], reply[3])
-        klass = getattr(errors, reply[1], None)
-        if not (isinstance(klass, type) and issubclass(klass, ConcordError)):
-            klass = ConcordError
-        if klass is errors.RateLimited or klass is errors.PreconditionFailed \
-                or klass is errors.ItemInvalid:
-            klass = ConcordError  # their constructors need more; the message says it all
-        raise klass(reply[2])
+        # Errors whose constructor takes just a message come back as themselves; the few
+        # that need more (RateLimited, PreconditionFailed...) as ConcordError, message intact.
+        simple = {"LinkLocked": errors.LinkLocked, "LinkUnavailable": errors.LinkUnavailable,
+                  "HubError": errors.HubError, "ConfigError": errors.ConfigError,
+                  "TransientError": errors.TransientError, "TerminalError": errors.TerminalError,
+                  "ConnectorError": errors.ConnectorError}
+        raise simple.get(reply[1], ConcordError)(reply[2])
 
     def close(self, timeout: float = 5.0) -> None:
         with self.lock:
             workers, self.workers = self.workers, {}
         for proc, conn in workers.values():
-            try:
+            with contextlib.suppress(OSError):
                 conn.send(None)
-            except OSError:
-                pass
             proc.join(timeout)
             if proc.is_alive():
                 proc.terminate()
