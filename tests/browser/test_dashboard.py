@@ -58,6 +58,12 @@ def test_sync_button_light_pending_badge_and_conflict(page: Any, make_service: A
     expect(page.locator("#link-office button[data-entity=client]")).to_be_enabled()
     expect(page.locator("#link-office .reason")).to_have_text("in sync")
     expect(page.locator("table.activity")).to_contain_text("sync requested")
+    # An administrator pauses the link (red, with the fix) and resumes it (green again).
+    page.locator("#link-office button[data-action=pause]").click()
+    expect(page.locator("#link-office")).to_have_attribute("data-color", "red")
+    expect(page.locator("#link-office .fix")).to_contain_text("resume")
+    page.locator("#link-office button[data-action=resume]").click()
+    expect(page.locator("#link-office")).to_have_attribute("data-color", "green")
 
     # A record edited in the hub (by another user) is Pending Sync until sent to the office.
     rec = next(r for r in svc.hub.list_records("client") if r.fields["name"] == "Acme Pty")
@@ -95,5 +101,6 @@ def test_standard_user_sees_only_the_client_sync(page: Any, make_service: Any,
     card = page.locator("#link-office")
     expect(card.locator("button.sync")).to_have_count(1)
     expect(card.locator("button.sync")).to_have_text("Sync Clients")
+    expect(card.locator("button.link-action")).to_have_count(0)
     page.goto(svc.url + "/activity")
     expect(page.locator("h1")).to_have_text("Activity")

@@ -71,8 +71,16 @@ def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None
             continue
         syncing = entity in running or "all" in running
         buttons.append({"entity": entity, "label": f"Sync {LABELS[entity]}", "syncing": syncing})
+    actions: list[tuple[str, str]] = []
+    if p.has("admin"):
+        if status.state in ("unknown", "inactive"):
+            actions.append(("activate", "Activate"))
+        elif status.state == "paused" or status.paused_until:
+            actions.append(("resume", "Resume"))
+        else:
+            actions.append(("pause", "Pause"))
     return {"name": name, "cfg": cfg, "status": status, "buttons": buttons, "flash": flash,
-            "entities": directions(cfg)}
+            "entities": directions(cfg), "actions": actions}
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -140,6 +148,24 @@ def ui_sync(request: Request, name: str, entity: str) -> Response:
     except HTTPException as exc:
         flash = str(exc.detail)
     return _page(request, "_card.html", p, c=card_ctx(st, name, p, flash))
+
+
+@router.post("/ui/links/{name}/{action}", response_class=HTMLResponse)
+def ui_link_action(request: Request, name: str, action: str) -> Response:
+    """An administrator's Activate / Pause / Resume, from the link's card."""
+    from concord.service.api import links as links_api
+
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    st = state(request)
+    if name not in st.links or action not in ("activate", "pause", "resume"):
+        return Response(status_code=404)
+    if not p.has("admin"):
+        return Response("only an administrator may do that", status_code=403)
+    getattr(links_api, action)(request, name, p)
+    return _page(request, "_card.html", p, c=card_ctx(st, name, p))
 
 
 def _rows(st: ServiceState, entity: str, offset: int, limit: int) -> list[Any]:
