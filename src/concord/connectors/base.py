@@ -84,6 +84,7 @@ class Capabilities:
     incremental: bool = False  # ``changes`` uses a token rather than a full listing
     notifies: bool = False  # ``wait_for_change`` wakes on a real notification
     batch_writes: bool = False  # ``apply`` does better than one write at a time
+    concurrent_reads: bool = False  # ``get`` may run in another thread while writes go on
 
 
 class ConnectorOptions(BaseModel):

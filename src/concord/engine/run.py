@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from concord.engine.decide import Content, Decision, State, decide, decide_new_b
 from concord.engine.mapping import Mapping
 from concord.errors import ConcordError, PreconditionFailed, TransientError
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
-from concord.records import Record, canonical, content_hash, new_id
+from concord.records import Record, canonical, content_hash, hash_text, new_id
 
 Progress = Callable[[str, int, int], None]
 
@@ -56,7 +57,8 @@ class _Case:
 
 
 def _canon(c: Content) -> tuple[str, str]:
-    return canonical(c[0], c[1]), content_hash(c[0], c[1])
+    text = canonical(c[0], c[1])
+    return text, hash_text(text)
 
 
 class EntitySync:
@@ -79,6 +81,17 @@ class EntitySync:
         self.done = 0
         self.total = 0
         self.handled: set[str] = set()
+        self._memo: dict[int, tuple[str, str]] = {}  # id(content) -> (canonical, hash), per chunk
+        self.written = 0  # hub records this run wrote
+        # skip look-ups that cannot find anything (a first sync into an empty hub)
+        self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
+        self.has_quarantine = bool(hub.quarantined(link.name))
+
+    def _hash(self, c: Content) -> str:
+        got = self._memo.get(id(c))
+        if got is None:
+            got = self._memo[id(c)] = _canon(c)
+        return got[1]
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> EntityResult:
@@ -115,14 +128,24 @@ class EntitySync:
             return self.result
 
         self.total = len(dirty) + len(deleted_refs)
-        # C. spoke-side changes, chunk by chunk
-        for i in range(0, len(dirty), self.batch):
-            chunk = dirty[i:i + self.batch]
-            self._spoke_chunk(chunk, by_ref, ch.changed)
+        # C. spoke-side changes, chunk by chunk; where the connector allows, the next chunk
+        # is read while this one is written
+        chunks = [dirty[i:i + self.batch] for i in range(0, len(dirty), self.batch)]
+        if self.conn.capabilities.concurrent_reads and len(chunks) > 1:
+            with ThreadPoolExecutor(1, thread_name_prefix="concord-read") as ex:
+                fut = ex.submit(self._read, chunks[0])
+                for i in range(len(chunks)):
+                    got = fut.result()
+                    if i + 1 < len(chunks):
+                        fut = ex.submit(self._read, chunks[i + 1])
+                    self._spoke_items(got, by_ref, ch.changed)
+        else:
+            for chunk in chunks:
+                self._spoke_items(self._read(chunk), by_ref, ch.changed)
         # D. hub-side changes and spoke deletes
         deleted_ids = {by_ref[r].hub_id for r in deleted_refs}
         pending_deleted = set(deleted_ids)
-        for page in hub.feed_head(entity, cp.hub_seq, page=self.batch):
+        for page in hub.feed_head(entity, cp.hub_seq, upto_seq=hub_seq_now, page=self.batch):
             ids = [i for i, _, _ in page if i not in self.handled]
             seqs = {i: s for i, s, _ in page}
             if not ch.complete:
@@ -140,6 +163,13 @@ class EntitySync:
                 new_seq = min(new_seq, self.unfinished_hub_seq - 1)
             token = cp.spoke_token if self.unfinished_spoke else ch.token
             with hub.begin() as conn:
+                hub.lock_feed(conn)
+                if self.unfinished_hub_seq is None and self.written:
+                    # When every seq taken since the run began is one of ours, nobody else
+                    # wrote meanwhile: skip our own echoes instead of re-reading them next run.
+                    last = hub.last_seq_in(conn)
+                    if last - hub_seq_now == self.written:
+                        new_seq = last
                 hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
         return self.result
 
@@ -199,11 +229,10 @@ class EntitySync:
             return "changed", proj
         return ("unchanged" if content_hash(*proj) == arch.hash else "changed"), proj
 
-    def _spoke_chunk(self, refs: list[str], by_ref: dict[str, ArchiveRow],
-                     listed: dict[str, str]) -> None:
+    def _read(self, refs: list[str]) -> list[Item | ItemError]:
         # a ref that vanished between list and get is simply absent here; the next
         # listing reports it as deleted
-        self._spoke_items(list(self.conn.get(self.entity, refs)), by_ref, listed)
+        return list(self.conn.get(self.entity, refs))
 
     def _spoke_items(self, got: list[Item | ItemError], by_ref: dict[str, ArchiveRow],
                      listed: dict[str, str], checkpoint: Checkpoint | None = None) -> None:
@@ -222,7 +251,8 @@ class EntitySync:
             except _RefMissing as exc:
                 bad.append(("spoke", it.ref, str(exc), None))
                 self.result.errors.append(str(exc))
-        idents = [it.ident for it, _ in mapped if by_ref.get(it.ref) is None and it.ident]
+        idents = [it.ident for it, _ in mapped
+                  if by_ref.get(it.ref) is None and it.ident] if self.hub_has_entity else []
         ids = [by_ref[it.ref].hub_id for it, _ in mapped if it.ref in by_ref] + idents
         recs = self.hub.get_many(self.entity, ids)
         linked_elsewhere = {a.hub_id: a for a in self.hub.archive_select(
@@ -239,7 +269,7 @@ class EntitySync:
                     continue
                 rec = recs.get(hub_id)
                 hs, hub_c = self._hub_state(rec, arch)
-                ss: State = "unchanged" if content_hash(*content) == arch.hash else "changed"
+                ss: State = "unchanged" if self._hash(content) == arch.hash else "changed"
                 base = load_content(arch.base)
                 if hs == "unchanged" and ss == "unchanged":  # touched, not changed
                     d = Decision("version only", base=base)
@@ -429,7 +459,11 @@ class EntitySync:
                     for k in self.map.refs:
                         refs.pop(k, None)
                     refs.update(d.hub_put[1])
-                    writes.append(RecordWrite(self.entity, c.hub_id, fields, refs))
+                    w = RecordWrite(self.entity, c.hub_id, fields, refs)
+                    if fields == d.hub_put[0] and refs == d.hub_put[1]:
+                        self._hash(d.hub_put)
+                        w.data, w.hash = self._memo[id(d.hub_put)]
+                    writes.append(w)
                 elif d.hub_delete and cur is not None and not cur.deleted:
                     writes.append(RecordWrite(self.entity, c.hub_id, cur.fields, cur.refs, True))
                 if d.forget:
@@ -439,7 +473,8 @@ class EntitySync:
                         c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None))
                     version = r.version if r is not None and r.version else c.spoke_version
                     if ref is not None:
-                        data, h = _canon(d.base)
+                        self._hash(d.base)
+                        data, h = self._memo[id(d.base)]
                         arch_rows.append(ArchiveRow(c.hub_id, ref, version, h, data))
                         ok_refs.append(ref)
                 for note in d.conflicts:
@@ -456,11 +491,14 @@ class EntitySync:
                 if d.pending:
                     res.counts["pending"] += 1
             self.hub.write(conn, writes, by=f"link:{self.link.name}")
+            self.written += len(writes)
             self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
             self.hub.drop_archive(conn, self.link.name, self.entity, forget)
             self.hub.add_conflicts(conn, conflict_rows)
             self.hub.quarantine_items(conn, self.link.name, self.entity, now_bad)
-            if ok_refs:
+            if now_bad:
+                self.has_quarantine = True
+            if ok_refs and self.has_quarantine:
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "spoke", ok_refs)
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "hub",
                                             [a.hub_id for a in arch_rows])
@@ -468,6 +506,7 @@ class EntitySync:
                 self.hub.save_checkpoint(conn, self.link.name, self.entity, checkpoint)
         res.counts["conflicts"] += len(conflict_rows)
         res.counts["quarantined"] += len(now_bad)
+        self._memo.clear()
         self.done += len(cases) + len(bad)
         for a in arch_rows:
             self._ref_cache.setdefault(self.entity, {})[a.spoke_ref] = a.hub_id
