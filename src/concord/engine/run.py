@@ -296,11 +296,12 @@ class EntitySync:
                                     authority=self.cfg.authority, hub_newer=_newer(rec, it))
                 cases.append(_Case(rec.id, None, rec, it, it.version, d))
             else:
-                hub_id = ident if ident and _usable_id(ident) and ident not in self.handled else None
-                new = hub_id is None
+                chosen = (ident if ident and _usable_id(ident)
+                          and ident not in self.handled else None)
+                new = chosen is None
                 d = decide("absent", "changed", hub=None, spoke=content, base=None,
                            direction=self.cfg.direction, authority=self.cfg.authority)
-                cases.append(_Case(hub_id or new_id(), None, rec, it, it.version, d, new_hub_id=new))
+                cases.append(_Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
 
@@ -418,8 +419,8 @@ class EntitySync:
                 raise
             except ConcordError as exc:  # a connector that failed the whole batch
                 out = [WriteResult(error=exc) for _ in ops]
-            for n, r in zip(op_case, out, strict=True):
-                results[n] = r
+            for n, wr in zip(op_case, out, strict=True):
+                results[n] = wr
         # 2. hub + archive + conflicts + quarantine, one transaction
         now_bad = list(bad)
         with self.hub.begin() as conn:

@@ -301,7 +301,8 @@ def _fold(line: str) -> list[str]:
     data = line.encode()
     if len(data) <= 75:
         return [line]
-    out, start, limit = [], 0, 75
+    out: list[str] = []
+    start, limit = 0, 75
     while start < len(data):
         end = min(start + limit, len(data))
         while end < len(data) and (data[end] & 0xC0) == 0x80:

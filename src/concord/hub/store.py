@@ -488,7 +488,9 @@ class Hub:
                 tenant=self.tenant, link=link, entity=entity, record=record, trigger=trigger,
                 requested_by=requested_by, status=status,
                 started_at=time.time() if status == "running" else None))
-            return int(res.inserted_primary_key[0])
+            pk = res.inserted_primary_key
+            assert pk is not None
+            return int(pk[0])
 
     def update_run(self, run_id: int, **values: Any) -> None:
         if "counts" in values and not isinstance(values["counts"], str | None):
@@ -566,7 +568,7 @@ class Hub:
 
 
 def _lock_is_stale(row: Any, now: float, stale_after: float) -> bool:
-    host, pid = (str(row.owner).split(":") + ["", ""])[:2]
+    host, pid = [*str(row.owner).split(":"), "", ""][:2]
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)

@@ -1,7 +1,7 @@
 """initial hub schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 03:53:37.316556
 """
 import sqlalchemy as sa
