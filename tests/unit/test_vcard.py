@@ -208,5 +208,5 @@ def test_malformed_input_names_the_file_and_the_fix(text: str, expect: str) -> N
 
 
 def test_patch_of_malformed_input_raises_vcard_error() -> None:
-    with pytest.raises(VCardError, match="x.vcf"):
+    with pytest.raises(VCardError, match=r"x\.vcf"):
         vcard.patch("BEGIN:VCARD\nFN:x\n", {"name": "y"}, name="x.vcf")
