@@ -60,13 +60,7 @@ def test_edits_to_different_fields_on_both_sides_are_merged(env: VdirEnv) -> Non
     assert env.conflicts() == []
 
 
-RECREATE_BUG = pytest.mark.xfail(strict=True, reason=(
-    "engine bug: a re-create in the spoke (hub edit wins over a spoke delete, or a push link's "
-    "deleted item) is sent as an update of the vanished ref, fails its precondition and is "
-    "'left for next run' on every run, so the edit never reaches the spoke"))
-
-
-@pytest.mark.parametrize("first", ["a", pytest.param("b", marks=RECREATE_BUG)])
+@pytest.mark.parametrize("first", ["a", "b"])
 def test_delete_on_one_side_and_edit_on_the_other_keeps_the_edit(env: VdirEnv, first: str) -> None:
     seed(env, 3)
     env.sync_all()
@@ -81,19 +75,18 @@ def test_delete_on_one_side_and_edit_on_the_other_keeps_the_edit(env: VdirEnv, f
     assert ("uid2", "delete-vs-edit") in kinds
 
 
-@RECREATE_BUG
 def test_hub_edit_over_a_spoke_delete_recreates_the_file(env: VdirEnv) -> None:
     env.write("a", "c.vcf", card("Ann", "u1"))
+    env.write("a", "d.vcf", card("Bob", "u2"))
     env.sync("a")
     (env.folder("a") / "c.vcf").unlink()
     env.hub.put("contact", "u1", {"name": "Ann Edited"})
     r = env.sync("a")
     assert r.counts["edit wins: re-create in spoke"] == 1
-    assert env.cards("a") == {"u1": {"name": "Ann Edited"}}
+    assert env.cards("a") == {"u1": {"name": "Ann Edited"}, "u2": {"name": "Bob"}}
     assert env.sync("a").counts == {}
 
 
-@RECREATE_BUG
 def test_push_link_recreates_a_file_deleted_at_the_spoke(make_env) -> None:
     env = make_env({"a": {}, "b": {"direction": "push"}})
     env.write("a", "c.vcf", card("Ann", "u1"))

@@ -103,6 +103,7 @@ def test_spoke_delete_deletes_in_hub(direction: str) -> None:
 def test_spoke_delete_on_push_link_recreates_in_spoke() -> None:
     d = run("unchanged", "deleted", "push")
     assert writes(d) == eff(spoke_put=BASE, base=BASE)
+    assert d.recreate  # a create, not an update of the vanished item
 
 
 @pytest.mark.parametrize("direction", ["two-way", "push"])
@@ -215,6 +216,7 @@ def test_true_conflict_on_pull_link_spoke_authority_updates_hub() -> None:
 def test_hub_edit_wins_over_spoke_delete_and_recreates(direction: str) -> None:
     d = run("changed", "deleted", direction)
     assert writes(d) == eff(spoke_put=HUB, base=HUB)
+    assert d.recreate
     [note] = d.conflicts
     assert note.kind == "delete-vs-edit" and note.winner == "hub"
 
