@@ -403,7 +403,7 @@ class EntitySync:
                 if isinstance(item, str):
                     failed[n] = item
                     continue
-                if ref is None:
+                if ref is None or d.recreate:  # the old ref is gone: update would never apply
                     ops.append(WriteOp("create", None, item, ident=c.hub_id))
                 else:
                     ops.append(WriteOp("update", ref, item, expected_version=c.spoke_version))
