@@ -170,7 +170,8 @@ def default_mapping() -> dict[str, Any]:
                   "columns": ["title", "starts_at", "ends_at", "location"],
                   "refs": {"client": {"column": "client_id", "entity": "client"}},
                   "lists": {"attendees": {"table": "event_attendees", "owner": "event_id",
-                                          "value": "staff_id"}}},
+                                          "value": "staff_id", "lookup_table": "staff",
+                                          "lookup_key": "staff_id", "lookup_column": "email"}}},
     }
 
 
@@ -315,6 +316,13 @@ def create_sample(url: str, clients_n: int = 1000, seed: int = 1) -> dict[str, i
                 if rows:
                     conn.execute(table.insert(), rows)
                 counts[table.name] = counts.get(table.name, 0) + len(rows)
+            if conn.dialect.name == "postgresql":  # explicit keys: move the sequences on
+                for table in metadata.sorted_tables:
+                    pk = list(table.primary_key.columns)
+                    if len(pk) == 1 and isinstance(pk[0].type, sa.Integer):
+                        conn.execute(sa.text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk[0].name}'), "
+                            f"coalesce(max({pk[0].name}), 0) + 1, false) FROM {table.name}"))
     finally:
         engine.dispose()
     return counts
