@@ -116,6 +116,13 @@ class Connector(ABC):
         """Changes since ``token``; the default is a full listing."""
         return Changes(changed=dict(self.list(entity)), token=None, complete=True)
 
+    def current_token(self, entity: str) -> str | None:
+        """The change token as of now, without listing (taken before a first migration's
+        ``scan`` so that edits made during it are caught afterwards). Connectors that stream
+        a first migration also define ``scan(entity, after, batch)``, yielding lists of
+        items in ref order after ref ``after``."""
+        return None
+
     def fields(self, entity: str) -> tuple[str, ...] | None:
         """The spoke-native fields this connector can represent for ``entity``
         (None: any field). The default mapping is the identity over these."""

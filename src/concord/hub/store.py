@@ -111,6 +111,8 @@ class RecordWrite:
     fields: dict[str, Any]
     refs: dict[str, str | None]
     deleted: bool = False
+    data: str | None = None  # canonical JSON, when the caller has it already
+    hash: str | None = None
 
 
 class Hub:
@@ -182,8 +184,8 @@ class Hub:
             if w.deleted:
                 tombstones.append(w)
                 continue
-            data = canonical(w.fields, w.refs)
-            h = content_hash(w.fields, w.refs)
+            data = w.data or canonical(w.fields, w.refs)
+            h = w.hash or content_hash(w.fields, w.refs)
             rows.append({"tenant": self.tenant, "entity": w.entity, "id": w.id, "seq": first + i,
                          "hash": h, "deleted": False, "data": data, "updated_at": now,
                          "updated_by": by})
@@ -202,6 +204,11 @@ class Hub:
             for w in tombstones:
                 out.append(Record(w.entity, w.id, w.fields, w.refs, True, seq_of[(w.entity, w.id)], now))
         return out
+
+    def lock_feed(self, conn: Connection) -> None:
+        """Take this practice's writer lock now (before reading what we are about to write)."""
+        conn.execute(update(s.tenants).where(s.tenants.c.id == self.tenant)
+                     .values(last_seq=s.tenants.c.last_seq))
 
     def put(self, entity: str, id: str, fields: dict[str, Any], refs: dict[str, str | None] | None = None,
             *, by: str = "") -> Record:
@@ -260,13 +267,36 @@ class Hub:
         with self.engine.connect() as conn:
             return [self._row_record(r) for r in conn.execute(q)]
 
-    def feed_head(self, entity: str, after_seq: int) -> list[tuple[str, int, str, bool]]:
-        """(id, seq, hash, deleted) of records written after ``after_seq``: cheap, no content."""
+    def feed_head(self, entity: str, after_seq: int, upto_seq: int | None = None,
+                  page: int = 5000) -> Iterator[list[tuple[str, int, bool]]]:
+        """Pages of (id, seq, deleted) written after ``after_seq``, by seq: no content, bounded
+        memory however large the feed."""
         c = s.records.c
-        q = (select(c.id, c.seq, c.hash, c.deleted)
-             .where(c.tenant == self.tenant, c.entity == entity, c.seq > after_seq))
+        cursor = after_seq
+        while True:
+            q = (select(c.id, c.seq, c.deleted)
+                 .where(c.tenant == self.tenant, c.entity == entity, c.seq > cursor))
+            if upto_seq is not None:
+                q = q.where(c.seq <= upto_seq)
+            q = q.order_by(c.seq).limit(page)
+            with self.engine.connect() as conn:
+                rows = [(r.id, int(r.seq), bool(r.deleted)) for r in conn.execute(q)]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page:
+                return
+            cursor = rows[-1][1]
+
+    def count_deleted_linked(self, link: str, entity: str, after_seq: int) -> int:
+        """Tombstones written after ``after_seq`` that this link carries: deletes it would send."""
+        r, a = s.records.c, s.archive.c
+        q = (select(func.count()).select_from(s.records.join(
+            s.archive, and_(a.tenant == r.tenant, a.entity == r.entity, a.hub_id == r.id)))
+            .where(r.tenant == self.tenant, r.entity == entity, r.deleted.is_(True),
+                   r.seq > after_seq, a.link == link))
         with self.engine.connect() as conn:
-            return [(r.id, int(r.seq), r.hash, bool(r.deleted)) for r in conn.execute(q)]
+            return int(conn.execute(q).scalar_one())
 
     def list_records(self, entity: str, *, include_deleted: bool = False, offset: int = 0,
                      limit: int = 100, where: dict[str, Any] | None = None) -> list[Record]:
@@ -301,6 +331,20 @@ class Hub:
             return run(conn)
         with self.engine.connect() as cn:
             return run(cn)
+
+    def archive_select(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
+                       spoke_refs: Iterable[str] = ()) -> list[ArchiveRow]:
+        c = s.archive.c
+        out: list[ArchiveRow] = []
+        with self.engine.connect() as conn:
+            for col, keys in ((c.hub_id, list(hub_ids)), (c.spoke_ref, list(spoke_refs))):
+                for i in range(0, len(keys), 500):
+                    q = select(c.hub_id, c.spoke_ref, c.spoke_version, c.hash, c.base).where(
+                        c.tenant == self.tenant, c.link == link, c.entity == entity,
+                        col.in_(keys[i:i + 500]))
+                    out.extend(ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base)
+                               for r in conn.execute(q))
+        return out
 
     def archive_count(self, link: str, entity: str) -> int:
         c = s.archive.c
@@ -498,6 +542,14 @@ class Hub:
         with self.begin() as conn:
             conn.execute(update(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")
                          .values(heartbeat=time.time()))
+
+    def is_any_locked(self, link: str) -> bool:
+        """Is any entity of ``link`` syncing right now?"""
+        prefix = f"{self.tenant}:sync:{link}:"
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.locks).where(s.locks.c.name.startswith(prefix))).all()
+        now = time.time()
+        return any(not _lock_is_stale(r, now, 120.0) for r in rows)
 
     def is_locked(self, name: str) -> bool:
         with self.engine.connect() as conn:

@@ -1,0 +1,154 @@
+"""Concord's configuration: one TOML file, validated by pydantic.
+
+Errors name the file, the key and the fix. Relative paths (the hub's SQLite file, a link's
+``path`` or ``sqlite:///`` url) are taken relative to the config file, so a config works from
+any working directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from concord.errors import ConfigError
+from concord.records import ENTITY_TYPES
+
+Direction = Literal["pull", "push", "two-way"]
+Authority = Literal["hub", "spoke", "newest"]
+
+
+class EntityConfig(BaseModel):
+    """How one entity type travels over a link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Direction = "two-way"
+    authority: Authority = "hub"
+    #: hub field -> spoke field. None: the identity over the fields the connector knows.
+    fields: dict[str, str] | None = None
+    #: hub field -> {hub value: spoke value}. A value with no entry means "not synced".
+    values: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: hub field -> allowed values; a record whose value is not listed is not synced.
+    filter: dict[str, list[Any]] = Field(default_factory=dict)
+    #: reference field -> entity type referenced (defaults from the connector).
+    refs: dict[str, str] | None = None
+    #: the delete guard: hold a plan deleting more than this share of a side...
+    delete_threshold: float = Field(0.2, ge=0, le=1)
+    #: ...and more than this many records.
+    delete_min: int = Field(10, ge=0)
+
+
+class LinkConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    connector: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    entities: dict[str, EntityConfig]
+    #: seconds between runs when running continuously (change notifications wake it sooner)
+    interval: float = Field(1.0, gt=0)
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    #: who may activate this link: the e-mail of an active administrator at the spoke
+    admin: str | None = None
+
+    @field_validator("entities")
+    @classmethod
+    def _known_entities(cls, v: dict[str, EntityConfig]) -> dict[str, EntityConfig]:
+        for name in v:
+            if name not in ENTITY_TYPES:
+                raise ValueError(f"unknown entity type {name!r}; use one of: {', '.join(ENTITY_TYPES)}")
+        return dict(sorted(v.items(), key=lambda kv: ENTITY_TYPES.index(kv[0])))
+
+
+class HubConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "sqlite:///concord.db"
+    tenant: str = "default"
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hub: HubConfig = Field(default_factory=HubConfig)
+    links: dict[str, LinkConfig] = Field(default_factory=dict)
+    source: str = ""
+
+    def link(self, name: str) -> LinkConfig:
+        try:
+            return self.links[name]
+        except KeyError:
+            known = ", ".join(self.links) or "none"
+            raise ConfigError(f"no link named {name!r} (links: {known})", source=self.source,
+                              fix="check the name, or add a [links.NAME] table") from None
+
+
+def _resolve(value: str, base: Path) -> str:
+    if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        rel = value[len("sqlite:///"):]
+        if rel and rel != ":memory:":
+            return "sqlite:///" + str((base / rel).resolve())
+    return value
+
+
+def from_dict(data: dict[str, Any], *, source: str = "<config>", base: Path | None = None) -> Config:
+    base = base or Path.cwd()
+    try:
+        cfg = Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(err["msg"], source=source, key=key,
+                          fix="see the commented example written by `concord init`") from exc
+    cfg.hub.url = _resolve(cfg.hub.url, base)
+    for name, link in cfg.links.items():
+        link.name = name
+        for k, v in list(link.options.items()):
+            if isinstance(v, str) and k in ("path", "url", "folder"):
+                if k == "url":
+                    link.options[k] = _resolve(v, base)
+                elif not Path(v).is_absolute():
+                    link.options[k] = str((base / v).resolve())
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("file not found", source=str(p),
+                          fix="run `concord init` to write a commented example, or pass --config")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=str(p), fix="correct the syntax at that line") from exc
+    return from_dict(data, source=str(p), base=p.parent.resolve())
+
+
+EXAMPLE = '''\
+# Concord configuration. Paths are relative to this file.
+
+[hub]
+# The hub: every record of the practice, with its change feed. The embedded default is a
+# SQLite file; for many practices or many workers use PostgreSQL:
+#   url = "postgresql://concord@db.example/concord"
+url = "sqlite:///concord.db"
+tenant = "default"
+
+# A link joins the hub to one system (a "spoke"). Each entity type it carries has:
+#   direction  = "two-way" | "pull" (spoke -> hub) | "push" (hub -> spoke)
+#   authority  = who wins a true conflict: "hub" | "spoke" | "newest" (the loser is kept)
+#   fields     = { hub_field = "spoke_field", ... }   (default: every field the spoke knows)
+#   values     = { status = { "Open" = "Not Started", ... } }  (unmapped value = not synced)
+#   filter     = { category = ["Practice"] }          (only these records sync)
+
+[links.contacts]
+connector = "vdir"
+options = { path = "contacts" }           # a folder of .vcf files (khard, vdirsyncer layout)
+
+[links.contacts.entities.contact]
+direction = "two-way"
+authority = "hub"
+'''

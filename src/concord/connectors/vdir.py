@@ -1,0 +1,147 @@
+"""vdir: a folder with one vCard file per record, the layout khard and vdirsyncer use.
+
+Versions come from (mtime, inode, size): cheap to list, and any write changes them. The engine
+compares content hashes when a version changes, so a file that was touched but not changed is
+not a change. Writes are atomic (write a temporary file, then link or rename it into place) and
+check the expected version first; properties Concord does not map are kept as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from concord.connectors.base import Capabilities, Connector, ConnectorOptions, Item, ItemError
+from concord.errors import ConfigError, ItemInvalid, PreconditionFailed, TerminalError
+from concord.formats import vcard
+
+_SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
+
+
+class VdirOptions(ConnectorOptions):
+    path: str
+    fileext: str = ".vcf"
+    create: bool = True  # create the folder if it does not exist
+
+
+class VdirConnector(Connector):
+    name = "vdir"
+    capabilities = Capabilities(entities=("client", "contact", "staff"))
+    Options = VdirOptions
+
+    def __init__(self, options: ConnectorOptions, *, link: str = "") -> None:
+        super().__init__(options, link=link)
+        assert isinstance(options, VdirOptions)
+        self.root = Path(options.path)
+        self.ext = options.fileext
+        if not self.root.is_dir():
+            if not options.create:
+                raise ConfigError(f"folder {self.root} does not exist", source=f"link {link!r}",
+                                  key="options.path", fix="create it or correct the path")
+            self.root.mkdir(parents=True, exist_ok=True)
+
+    def fields(self, entity: str) -> tuple[str, ...]:
+        return vcard.FIELDS
+
+    # -- reading -------------------------------------------------------------------
+    @staticmethod
+    def _version(st: os.stat_result) -> str:
+        return f"{st.st_mtime_ns}-{st.st_ino}-{st.st_size}"
+
+    def list(self, entity: str) -> Iterator[tuple[str, str]]:
+        ext = self.ext
+        with os.scandir(self.root) as it:
+            for e in it:
+                if e.name.endswith(ext) and not e.name.startswith("."):
+                    try:
+                        yield e.name, self._version(e.stat())
+                    except FileNotFoundError:
+                        continue
+
+    def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
+        for ref in refs:
+            path = self.root / ref
+            try:
+                with open(path, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    raw = f.read()
+            except FileNotFoundError:
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield ItemError(ref, f"{path}: not UTF-8 at byte {exc.start} (fix: re-save the "
+                                     "file as UTF-8)")
+                continue
+            try:
+                card = vcard.parse(text, name=str(path))
+            except vcard.VCardError as exc:
+                yield ItemError(ref, str(exc), text[:2000])
+                continue
+            yield Item(ref, self._version(st), card.fields(), {}, card.uid, st.st_mtime)
+
+    # -- writing -------------------------------------------------------------------
+    def _path(self, ref: str) -> Path:
+        if "/" in ref or ref.startswith("."):
+            raise ItemInvalid(ref, "not a file name in this folder")
+        return self.root / ref
+
+    def _check(self, ref: str, expected: str | None) -> tuple[Path, str]:
+        path = self._path(ref)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise PreconditionFailed(ref, expected, None) from None
+        actual = self._version(st)
+        if expected is not None and actual != expected:
+            raise PreconditionFailed(ref, expected, actual)
+        return path, actual
+
+    def _write_tmp(self, text: str) -> Path:
+        tmp = self.root / f".concord-{os.getpid()}-{os.urandom(6).hex()}.tmp"
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        return tmp
+
+    def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
+        ref = _SAFE.sub("_", ident) + self.ext
+        path = self._path(ref)
+        tmp = self._write_tmp(vcard.build({k: v for k, v in item.fields.items() if v is not None}, ident))
+        try:
+            os.link(tmp, path)  # atomic, and never replaces an existing file
+        except FileExistsError:
+            existing = next(iter(self.get(entity, [ref])), None)
+            if isinstance(existing, Item) and existing.ident == ident:
+                return ref, existing.version  # a retried create: found again, not duplicated
+            raise PreconditionFailed(ref, None, "exists") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ref, self._version(path.stat())
+
+    def update(self, entity: str, ref: str, item: Item, expected_version: str | None) -> str:
+        path, _ = self._check(ref, expected_version)
+        old = path.read_text(encoding="utf-8")
+        try:
+            new = vcard.patch(old, item.fields, mapped=item.fields.keys(), name=str(path))
+        except vcard.VCardError:
+            # the file on disk is unreadable: replace it with a fresh card (the engine only
+            # writes here when the hub's version won)
+            new = vcard.build({k: v for k, v in item.fields.items() if v is not None},
+                              item.ident or ref.rsplit(".", 1)[0])
+        if new == old:
+            return self._version(path.stat())
+        tmp = self._write_tmp(new)
+        self._check(ref, expected_version)
+        os.replace(tmp, path)
+        return self._version(path.stat())
+
+    def delete(self, entity: str, ref: str, expected_version: str | None) -> None:
+        path, _ = self._check(ref, expected_version)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise TerminalError(f"{path}: cannot delete ({exc})") from exc

@@ -1,0 +1,522 @@
+"""One run of a link for one entity type: read -> plan -> guard -> apply -> checkpoint.
+
+Memory stays bounded: the spoke's dirty references and the hub's feed are processed in
+chunks of ``batch_size``; each chunk is planned (decide.py), written to the spoke, then its hub
+changes, archive rows, conflicts and quarantine rows are committed in one transaction.
+Checkpoints move only after everything they cover is committed, and never past a record that
+was left for later, so a run killed at any instant is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from concord.config import LinkConfig
+from concord.connectors.base import Connector, Item, ItemError, WriteOp, WriteResult
+from concord.engine.decide import Content, Decision, State, decide, decide_new_both
+from concord.engine.mapping import Mapping
+from concord.errors import ConcordError, PreconditionFailed, TransientError
+from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
+from concord.records import Record, canonical, content_hash, new_id
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(slots=True)
+class PlanLine:
+    label: str
+    hub_id: str | None
+    spoke_ref: str | None
+
+
+@dataclass
+class EntityResult:
+    entity: str
+    counts: Counter[str] = field(default_factory=Counter)
+    plan: list[PlanLine] = field(default_factory=list)
+    held: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Case:
+    """One record's situation in this run."""
+
+    hub_id: str
+    arch: ArchiveRow | None
+    rec: Record | None
+    item: Item | None
+    spoke_version: str | None  # the spoke's current version where known
+    decision: Decision
+    new_hub_id: bool = False
+
+
+def _canon(c: Content) -> tuple[str, str]:
+    return canonical(c[0], c[1]), content_hash(c[0], c[1])
+
+
+class EntitySync:
+    PLAN_LINES_KEPT = 2000
+
+    def __init__(self, hub: Hub, link: LinkConfig, connector: Connector, entity: str, *,
+                 dry_run: bool = False, confirm_deletes: bool = False,
+                 progress: Progress | None = None, run_id: int | None = None) -> None:
+        self.hub, self.link, self.conn, self.entity = hub, link, connector, entity
+        self.cfg = link.entities[entity]
+        self.map = Mapping(self.cfg, connector.fields(entity), connector.ref_fields(entity))
+        self.dry_run, self.confirm = dry_run, confirm_deletes
+        self.progress, self.run_id = progress, run_id
+        self.result = EntityResult(entity)
+        self.batch = link.batch_size
+        self._ref_cache: dict[str, dict[str, str]] = {}  # target entity -> spoke ref -> hub id
+        self._id_cache: dict[str, dict[str, str]] = {}  # target entity -> hub id -> spoke ref
+        self.unfinished_hub_seq: int | None = None
+        self.unfinished_spoke = False
+        self.done = 0
+        self.total = 0
+        self.handled: set[str] = set()
+
+    # ------------------------------------------------------------------ entry point
+    def run(self) -> EntityResult:
+        hub, name, entity = self.hub, self.link.name, self.entity
+        cp = hub.checkpoint(name, entity)
+        scan = getattr(self.conn, "scan", None)
+        if (scan is not None and not self.dry_run and cp.spoke_token is None
+                and self.cfg.direction != "push" and (cp.progress is not None
+                                                       or hub.archive_count(name, entity) == 0)):
+            self._migrate(cp)
+            cp = hub.checkpoint(name, entity)
+        hub_seq_now = hub.last_seq()
+        ch = self.conn.changes(entity, cp.spoke_token)
+
+        # A. the spoke side: which refs changed, which vanished
+        if ch.complete:
+            arch_by_id = hub.archive(name, entity)
+            by_ref = {a.spoke_ref: a for a in arch_by_id.values()}
+            deleted_refs = set(by_ref) - set(ch.changed)
+        else:
+            touched = list(set(ch.changed) | ch.deleted)
+            by_ref = {a.spoke_ref: a for a in hub.archive_select(name, entity, spoke_refs=touched)}
+            arch_by_id = {a.hub_id: a for a in by_ref.values()}
+            deleted_refs = {r for r in ch.deleted if r in by_ref and r not in ch.changed}
+        dirty = [ref for ref, v in ch.changed.items()
+                 if (a := by_ref.get(ref)) is None or a.spoke_version != v]
+
+        # Guard: a plan deleting too much of a side, or a spoke that suddenly lists empty.
+        held = self._guard(ch.complete and not ch.changed, len(deleted_refs),
+                           hub.count_deleted_linked(name, entity, cp.hub_seq),
+                           len(arch_by_id) if ch.complete else hub.archive_count(name, entity))
+        if held:
+            self.result.held = held
+            return self.result
+
+        self.total = len(dirty) + len(deleted_refs)
+        # C. spoke-side changes, chunk by chunk
+        for i in range(0, len(dirty), self.batch):
+            chunk = dirty[i:i + self.batch]
+            self._spoke_chunk(chunk, by_ref, ch.changed)
+        # D. hub-side changes and spoke deletes
+        deleted_ids = {by_ref[r].hub_id for r in deleted_refs}
+        pending_deleted = set(deleted_ids)
+        for page in hub.feed_head(entity, cp.hub_seq, page=self.batch):
+            ids = [i for i, _, _ in page if i not in self.handled]
+            seqs = {i: s for i, s, _ in page}
+            if not ch.complete:
+                for a in hub.archive_select(name, entity, hub_ids=[i for i in ids if i not in arch_by_id]):
+                    arch_by_id[a.hub_id] = a
+            self._hub_chunk(ids, arch_by_id, deleted_ids, seqs)
+            pending_deleted -= set(ids)
+        rest = [i for i in pending_deleted if i not in self.handled]
+        for i in range(0, len(rest), self.batch):
+            self._hub_chunk(rest[i:i + self.batch], arch_by_id, deleted_ids, {})
+
+        if not self.dry_run:
+            new_seq = hub_seq_now
+            if self.unfinished_hub_seq is not None:
+                new_seq = min(new_seq, self.unfinished_hub_seq - 1)
+            token = cp.spoke_token if self.unfinished_spoke else ch.token
+            with hub.begin() as conn:
+                hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
+        return self.result
+
+    # ------------------------------------------------------------------ first migration
+    def _migrate(self, cp: Checkpoint) -> None:
+        """Stream every spoke item into the hub in committed batches. The change token is
+        taken before the scan (so edits made during it are caught by the next pass) and saved
+        with the position, so a killed migration resumes after its last committed batch."""
+        hub, name, entity = self.hub, self.link.name, self.entity
+        progress = cp.progress or {}
+        if not progress:
+            token = self.conn.current_token(entity)  # type: ignore[attr-defined]
+            progress = {"after": None, "token": token, "done": 0}
+            with hub.begin() as conn:
+                hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, None, progress))
+        self.total = int(progress.get("total") or 0)
+        count = getattr(self.conn, "count", None)
+        if count is not None:
+            self.total = int(count(entity))
+        self.done = int(progress.get("done") or 0)
+        for batch in self.conn.scan(entity, progress["after"], self.batch):  # type: ignore[attr-defined]
+            if not batch:
+                continue
+            last = batch[-1].ref
+            progress = {**progress, "after": last, "done": self.done + len(batch)}
+            self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
+        with hub.begin() as conn:
+            hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, progress.get("token"), None))
+        self.result.counts["migrated"] = self.done
+
+    # ------------------------------------------------------------------ planning
+    def _guard(self, listed_empty: bool, hub_deletes: int, spoke_deletes: int, size: int) -> str | None:
+        if self.confirm or size == 0:
+            return None
+        thr, least = self.cfg.delete_threshold, self.cfg.delete_min
+        side = "the spoke" if self.cfg.direction != "push" else "the hub"
+        if listed_empty and self.cfg.direction != "push":
+            return (f"{self.link.name}/{self.entity}: the spoke suddenly lists no records "
+                    f"(it held {size}); nothing was deleted. If this is intended, run "
+                    f"`concord sync {self.link.name} --entity {self.entity} --confirm-deletes`; "
+                    "otherwise check the spoke (wrong folder, unmounted drive, empty collection).")
+        for n, where in ((hub_deletes, "the hub"), (spoke_deletes, side if side != "the hub" else "the spoke")):
+            if n > least and n > thr * size:
+                return (f"{self.link.name}/{self.entity}: the plan deletes {n} of {size} records "
+                        f"in {where} (more than {thr:.0%} and {least}); held, nothing applied. "
+                        f"Check the other side, then run `concord sync {self.link.name} --entity "
+                        f"{self.entity} --confirm-deletes` to apply.")
+        return None
+
+    def _hub_state(self, rec: Record | None, arch: ArchiveRow | None) -> tuple[State, Content | None]:
+        if rec is None or rec.deleted:
+            return ("deleted" if arch is not None else "absent"), None
+        proj = self.map.project(rec.fields, rec.refs)
+        if not self.map.passes(rec.fields):
+            return ("absent" if arch is None else "unchanged"), None
+        if arch is None:
+            return "changed", proj
+        return ("unchanged" if content_hash(*proj) == arch.hash else "changed"), proj
+
+    def _spoke_chunk(self, refs: list[str], by_ref: dict[str, ArchiveRow],
+                     listed: dict[str, str]) -> None:
+        # a ref that vanished between list and get is simply absent here; the next
+        # listing reports it as deleted
+        self._spoke_items(list(self.conn.get(self.entity, refs)), by_ref, listed)
+
+    def _spoke_items(self, got: list[Item | ItemError], by_ref: dict[str, ArchiveRow],
+                     listed: dict[str, str], checkpoint: Checkpoint | None = None) -> None:
+        items: list[Item] = []
+        bad: list[tuple[str, str, str, str | None]] = []
+        for g in got:
+            if isinstance(g, ItemError):
+                bad.append(("spoke", g.ref, g.error, g.payload))
+                self.result.errors.append(g.error)
+            else:
+                items.append(g)
+        mapped: list[tuple[Item, Content | None]] = []
+        for it in items:
+            try:
+                mapped.append((it, self._to_hub(it)))
+            except _RefMissing as exc:
+                bad.append(("spoke", it.ref, str(exc), None))
+                self.result.errors.append(str(exc))
+        idents = [it.ident for it, _ in mapped if by_ref.get(it.ref) is None and it.ident]
+        ids = [by_ref[it.ref].hub_id for it, _ in mapped if it.ref in by_ref] + idents
+        recs = self.hub.get_many(self.entity, ids)
+        linked_elsewhere = {a.hub_id: a for a in self.hub.archive_select(
+            self.link.name, self.entity, hub_ids=idents)} if idents else {}
+        cases: list[_Case] = []
+        for it, content in mapped:
+            arch = by_ref.get(it.ref)
+            if content is None:  # not synced over this link (value map / filter)
+                self.result.counts["not synced"] += 1
+                continue
+            if arch is not None:
+                hub_id = arch.hub_id
+                if hub_id in self.handled:
+                    continue
+                rec = recs.get(hub_id)
+                hs, hub_c = self._hub_state(rec, arch)
+                ss: State = "unchanged" if content_hash(*content) == arch.hash else "changed"
+                base = load_content(arch.base)
+                if hs == "unchanged" and ss == "unchanged":  # touched, not changed
+                    d = Decision("version only", base=base)
+                else:
+                    d = decide(hs, ss, hub=hub_c, spoke=content, base=base,
+                               direction=self.cfg.direction, authority=self.cfg.authority,
+                               hub_newer=_newer(rec, it))
+                cases.append(_Case(hub_id, arch, rec, it, it.version, d))
+                continue
+            ident = it.ident
+            if ident and ident in linked_elsewhere and linked_elsewhere[ident].spoke_ref != it.ref:
+                other = linked_elsewhere[ident].spoke_ref
+                msg = (f"{it.ref}: UID {ident} is already used by {other} at this spoke "
+                       "(fix: give one of them a new UID, or remove the duplicate)")
+                bad.append(("spoke", it.ref, msg, None))
+                self.result.errors.append(msg)
+                continue
+            rec = recs.get(ident) if ident else None
+            if rec is not None and not rec.deleted and ident not in self.handled:
+                _, hub_c = self._hub_state(rec, None)
+                if hub_c is None:
+                    hub_c = self.map.project(rec.fields, rec.refs)
+                d = decide_new_both(hub_c, content, direction=self.cfg.direction,
+                                    authority=self.cfg.authority, hub_newer=_newer(rec, it))
+                cases.append(_Case(rec.id, None, rec, it, it.version, d))
+            else:
+                hub_id = ident if ident and _usable_id(ident) and ident not in self.handled else None
+                new = hub_id is None
+                d = decide("absent", "changed", hub=None, spoke=content, base=None,
+                           direction=self.cfg.direction, authority=self.cfg.authority)
+                cases.append(_Case(hub_id or new_id(), None, rec, it, it.version, d, new_hub_id=new))
+        self.handled.update(c.hub_id for c in cases)
+        self._apply(cases, bad, checkpoint)
+
+    def _hub_chunk(self, ids: list[str], arch_by_id: dict[str, ArchiveRow], deleted_ids: set[str],
+                   seqs: dict[str, int]) -> None:
+        if not ids:
+            return
+        recs = self.hub.get_many(self.entity, ids)
+        cases: list[_Case] = []
+        for hub_id in ids:
+            if hub_id in self.handled:
+                continue
+            arch = arch_by_id.get(hub_id)
+            rec = recs.get(hub_id)
+            hs, hub_c = self._hub_state(rec, arch)
+            ss: State = "deleted" if hub_id in deleted_ids else ("unchanged" if arch else "absent")
+            if hs in ("unchanged", "absent") and ss in ("unchanged", "absent"):
+                continue
+            base = load_content(arch.base) if arch else None
+            d = decide(hs, ss, hub=hub_c, spoke=None, base=base, direction=self.cfg.direction,
+                       authority=self.cfg.authority)
+            cases.append(_Case(hub_id, arch, rec, None, arch.spoke_version if arch else None, d))
+        self.handled.update(ids)
+        self._seqs = seqs
+        self._apply(cases, [], None)
+
+    # ------------------------------------------------------------------ references
+    def _translate(self, target: str, *, refs: list[str] = (), ids: list[str] = ()) -> None:  # type: ignore[assignment]
+        by_ref = self._ref_cache.setdefault(target, {})
+        by_id = self._id_cache.setdefault(target, {})
+        need_refs = [r for r in refs if r not in by_ref]
+        need_ids = [i for i in ids if i not in by_id]
+        if need_refs or need_ids:
+            for a in self.hub.archive_select(self.link.name, target, hub_ids=need_ids,
+                                             spoke_refs=need_refs):
+                by_ref[a.spoke_ref] = a.hub_id
+                by_id[a.hub_id] = a.spoke_ref
+
+    def _to_hub(self, it: Item) -> Content | None:
+        fields = self.map.to_hub(it.fields)
+        if fields is None:
+            return None
+        refs: dict[str, Any] = {}
+        for rf, target in self.map.refs.items():
+            sref = it.refs.get(rf)
+            if sref is None:
+                continue
+            self._translate(target, refs=[str(sref)])
+            hid = self._ref_cache[target].get(str(sref))
+            if hid is None:
+                raise _RefMissing(f"{it.ref}: refers to {target} {sref!r} ({rf}), which is not "
+                                  f"synced over link {self.link.name!r} (fix: sync that {target} "
+                                  "first, or correct the reference)")
+            refs[rf] = hid
+        return fields, refs
+
+    def _to_spoke(self, hub_id: str, c: Content) -> Item | str:
+        fields = self.map.to_spoke(c[0])
+        if fields is None:
+            return f"{hub_id}: not synced over this link (value map or filter)"
+        refs: dict[str, str | None] = {}
+        for rf, target in self.map.refs.items():
+            hid = c[1].get(rf)
+            if hid is None:
+                continue
+            self._translate(target, ids=[str(hid)])
+            sref = self._id_cache[target].get(str(hid))
+            if sref is None:
+                return (f"{self.entity} {hub_id}: its {rf} ({target} {hid}) is not at the spoke "
+                        f"of link {self.link.name!r} (fix: sync {target} first, or check that "
+                        f"link's {target} filter)")
+            refs[rf] = sref
+        return Item(ref="", version="", fields=fields, refs=refs, ident=hub_id)
+
+    # ------------------------------------------------------------------ applying
+    def _apply(self, cases: list[_Case], bad: list[tuple[str, str, str, str | None]],
+               checkpoint: Checkpoint | None) -> None:
+        res = self.result
+        for c in cases:
+            if not c.decision.is_noop and len(res.plan) < self.PLAN_LINES_KEPT:
+                res.plan.append(PlanLine(c.decision.label, c.hub_id,
+                                         c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None)))
+            res.counts[c.decision.label] += 0
+        if self.dry_run:
+            for c in cases:
+                if not c.decision.is_noop:
+                    res.counts[c.decision.label] += 1
+            res.counts["quarantined"] += len(bad)
+            return
+        # 1. spoke writes
+        ops: list[WriteOp] = []
+        op_case: list[int] = []
+        failed: dict[int, str] = {}
+        for n, c in enumerate(cases):
+            d = c.decision
+            ref = c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None)
+            if d.spoke_put is not None:
+                item = self._to_spoke(c.hub_id, d.spoke_put)
+                if isinstance(item, str):
+                    failed[n] = item
+                    continue
+                if ref is None:
+                    ops.append(WriteOp("create", None, item, ident=c.hub_id))
+                else:
+                    ops.append(WriteOp("update", ref, item, expected_version=c.spoke_version))
+                op_case.append(n)
+            elif d.spoke_delete and ref is not None:
+                ops.append(WriteOp("delete", ref, None, expected_version=c.spoke_version))
+                op_case.append(n)
+        results: dict[int, WriteResult] = {}
+        if ops:
+            try:
+                out = self.conn.apply(self.entity, ops)
+            except TransientError:
+                raise
+            except ConcordError as exc:  # a connector that failed the whole batch
+                out = [WriteResult(error=exc) for _ in ops]
+            for n, r in zip(op_case, out, strict=True):
+                results[n] = r
+        # 2. hub + archive + conflicts + quarantine, one transaction
+        now_bad = list(bad)
+        with self.hub.begin() as conn:
+            self.hub.lock_feed(conn)
+            hub_ids = [c.hub_id for c in cases if c.decision.hub_put is not None or c.decision.hub_delete]
+            current = self.hub.get_many(self.entity, hub_ids, conn=conn)
+            writes: list[RecordWrite] = []
+            arch_rows: list[ArchiveRow] = []
+            forget: list[str] = []
+            conflict_rows: list[dict[str, Any]] = []
+            ok_refs: list[str] = []
+            for n, c in enumerate(cases):
+                d = c.decision
+                if n in failed:
+                    now_bad.append(("hub", c.hub_id, failed[n], None))
+                    res.errors.append(failed[n])
+                    continue
+                r = results.get(n)
+                if r is not None and r.error is not None:
+                    if isinstance(r.error, PreconditionFailed):
+                        res.counts["left for next run (changed at the spoke meanwhile)"] += 1
+                        self._leave(c)
+                    else:
+                        msg = f"{self.entity} {c.hub_id}: {r.error}"
+                        now_bad.append(("hub", c.hub_id, msg, None))
+                        res.errors.append(msg)
+                    continue
+                cur = current.get(c.hub_id)
+                if (d.hub_put is not None or d.hub_delete) and not _same_rec(cur, c.rec):
+                    res.counts["left for next run (changed in the hub meanwhile)"] += 1
+                    self._leave(c)
+                    continue
+                if d.hub_put is not None:
+                    base_fields = cur.fields if cur is not None else {}
+                    fields = self.map.overlay(base_fields, d.hub_put[0])
+                    refs = dict(cur.refs) if cur is not None else {}
+                    for k in self.map.refs:
+                        refs.pop(k, None)
+                    refs.update(d.hub_put[1])
+                    writes.append(RecordWrite(self.entity, c.hub_id, fields, refs))
+                elif d.hub_delete and cur is not None and not cur.deleted:
+                    writes.append(RecordWrite(self.entity, c.hub_id, cur.fields, cur.refs, True))
+                if d.forget:
+                    forget.append(c.hub_id)
+                elif d.base is not None:
+                    ref = r.ref if r is not None and r.ref else (
+                        c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None))
+                    version = r.version if r is not None and r.version else c.spoke_version
+                    if ref is not None:
+                        data, h = _canon(d.base)
+                        arch_rows.append(ArchiveRow(c.hub_id, ref, version, h, data))
+                        ok_refs.append(ref)
+                for note in d.conflicts:
+                    conflict_rows.append({
+                        "link": self.link.name, "entity": self.entity, "hub_id": c.hub_id,
+                        "kind": note.kind, "fields": json.dumps(note.fields), "winner": note.winner,
+                        "hub_content": _content_json(c.rec, self.map),
+                        "spoke_content": _item_json(c.item),
+                        "base_content": c.arch.base if c.arch else None,
+                        "kept": json.dumps(note.kept, default=str),
+                    })
+                if d.label != "version only" and not d.is_noop:
+                    res.counts[d.label] += 1
+                if d.pending:
+                    res.counts["pending"] += 1
+            self.hub.write(conn, writes, by=f"link:{self.link.name}")
+            self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
+            self.hub.drop_archive(conn, self.link.name, self.entity, forget)
+            self.hub.add_conflicts(conn, conflict_rows)
+            self.hub.quarantine_items(conn, self.link.name, self.entity, now_bad)
+            if ok_refs:
+                self.hub.release_quarantine(conn, self.link.name, self.entity, "spoke", ok_refs)
+                self.hub.release_quarantine(conn, self.link.name, self.entity, "hub",
+                                            [a.hub_id for a in arch_rows])
+            if checkpoint is not None:
+                self.hub.save_checkpoint(conn, self.link.name, self.entity, checkpoint)
+        res.counts["conflicts"] += len(conflict_rows)
+        res.counts["quarantined"] += len(now_bad)
+        self.done += len(cases) + len(bad)
+        for a in arch_rows:
+            self._ref_cache.setdefault(self.entity, {})[a.spoke_ref] = a.hub_id
+            self._id_cache.setdefault(self.entity, {})[a.hub_id] = a.spoke_ref
+        if self.progress is not None:
+            self.progress(self.entity, self.done, max(self.total, self.done))
+
+    def _leave(self, c: _Case) -> None:
+        """A record not finished this run: keep the checkpoints from moving past it."""
+        if c.item is not None:
+            self.unfinished_spoke = True
+        seq = getattr(self, "_seqs", {}).get(c.hub_id)
+        if seq is not None:
+            self.unfinished_hub_seq = seq if self.unfinished_hub_seq is None else min(
+                self.unfinished_hub_seq, seq)
+        elif c.item is None:
+            self.unfinished_spoke = True
+
+
+class _RefMissing(ConcordError):
+    pass
+
+
+def _usable_id(ident: str) -> bool:
+    return 0 < len(ident) <= 64 and "/" not in ident
+
+
+def _newer(rec: Record | None, it: Item | None) -> bool:
+    """Is the hub's version newer than the spoke's? (authority = newest)"""
+    if rec is None:
+        return False
+    if it is None or it.modified is None:
+        return True
+    return rec.updated_at >= it.modified
+
+
+def _same_rec(a: Record | None, b: Record | None) -> bool:
+    """Unchanged since planning (same feed position)?"""
+    return (a.seq if a is not None else None) == (b.seq if b is not None else None)
+
+
+def _content_json(rec: Record | None, m: Mapping) -> str | None:
+    if rec is None:
+        return None
+    return canonical(*m.project(rec.fields, rec.refs))
+
+
+def _item_json(it: Item | None) -> str | None:
+    if it is None:
+        return None
+    return canonical(it.fields, it.refs)
+
