@@ -162,6 +162,14 @@ class SQLConnector(Connector):
                 return
             pos = rd.res.key_value(items[-1].ref)
 
+    def count(self, entity: str) -> int:
+        """Rows to migrate: the progress bar's total and its ETA."""
+        res = self._res(entity)
+        with self._read() as conn:
+            n = conn.execute(sa.select(sa.func.count()).select_from(
+                sa.table(res.spec.table))).scalar()
+        return int(n or 0)
+
     def list(self, entity: str) -> Iterable[tuple[str, str]]:
         rd = self.reader(entity)
         if self.opts.capture == "watermark":
