@@ -107,14 +107,15 @@ class Reader:
                     refs[fname] = str(v)
                 for name, value in custom.get(row[ki], {}).items():
                     if res.custom_length is not None and value is not None and len(value) > res.custom_length:
-                        raise BadValue(f"custom field {name!r}", f"is {len(value)} characters long",
+                        raise BadValue(f"{res.custom.value} (custom field {name!r})" if res.custom else name,
+                                       f"is {len(value)} characters long",
                                        f"shorten it to at most {res.custom_length} characters")
                     fields[CUSTOM_PREFIX + name] = value
                 for fname, per_key in lists.items():
                     fields[fname] = per_key.get(row[ki], [])
                 modified = _stamp(row[wm_i]) if wm_i is not None else None
             except BadValue as exc:
-                out.append(ItemError(ref, f"table {res.spec.table}, row {res.key}={ref}, {exc.column}: "
+                out.append(ItemError(ref, f"table {res.spec.table}, row {res.key}={ref}, column {exc.column}: "
                                           f"{exc.problem} (fix: {exc.fix})",
                                      payload=repr(tuple(row))))
                 continue
