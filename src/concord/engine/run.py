@@ -103,6 +103,7 @@ class EntitySync:
                                                        or hub.archive_count(name, entity) == 0)):
             self._migrate(cp)
             cp = hub.checkpoint(name, entity)
+            self.handled.clear()  # rows edited during the migration must be read again now
         hub_seq_now = hub.last_seq()
         ch = self.conn.changes(entity, cp.spoke_token)
 
