@@ -81,17 +81,23 @@ class EntitySync:
         self.done = 0
         self.total = 0
         self.handled: set[str] = set()
-        self._memo: dict[int, tuple[str, str]] = {}  # id(content) -> (canonical, hash), per chunk
-        self.written = 0  # hub records this run wrote
+        # id(content) -> (content, canonical, hash) for this chunk; holding the content keeps
+        # its id from being reused while the entry exists
+        self._memo: dict[int, tuple[Content, str, str]] = {}
+        self.hub_written = 0  # hub records this run wrote
+        self.spoke_written: dict[str, str | None] = {}  # spoke ref -> version we wrote (None: deleted)
         # skip look-ups that cannot find anything (a first sync into an empty hub)
         self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
         self.has_quarantine = bool(hub.quarantined(link.name))
 
-    def _hash(self, c: Content) -> str:
+    def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
-        if got is None:
-            got = self._memo[id(c)] = _canon(c)
-        return got[1]
+        if got is None or got[0] is not c:
+            got = self._memo[id(c)] = (c, *_canon(c))
+        return got[1], got[2]
+
+    def _hash(self, c: Content) -> str:
+        return self._canon(c)[1]
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> EntityResult:
@@ -163,13 +169,19 @@ class EntitySync:
             if self.unfinished_hub_seq is not None:
                 new_seq = min(new_seq, self.unfinished_hub_seq - 1)
             token = cp.spoke_token if self.unfinished_spoke else ch.token
+            settle = getattr(self.conn, "token_after_writes", None)
+            if (settle is not None and token is not None and self.spoke_written
+                    and not self.unfinished_spoke):
+                # move the token past our own writes, so an item we created and someone
+                # then deleted is not lost by servers that omit it from the next diff
+                token = settle(entity, token, self.spoke_written)
             with hub.begin() as conn:
                 hub.lock_feed(conn)
-                if self.unfinished_hub_seq is None and self.written:
+                if self.unfinished_hub_seq is None and self.hub_written:
                     # When every seq taken since the run began is one of ours, nobody else
                     # wrote meanwhile: skip our own echoes instead of re-reading them next run.
                     last = hub.last_seq_in(conn)
-                    if last - hub_seq_now == self.written:
+                    if last - hub_seq_now == self.hub_written:
                         new_seq = last
                 hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
         return self.result
@@ -270,8 +282,9 @@ class EntitySync:
                     continue
                 rec = recs.get(hub_id)
                 hs, hub_c = self._hub_state(rec, arch)
-                ss: State = "unchanged" if self._hash(content) == arch.hash else "changed"
                 base = load_content(arch.base)
+                content = (self.map.settle(content[0], base[0]), content[1])
+                ss: State = "unchanged" if self._hash(content) == arch.hash else "changed"
                 if hs == "unchanged" and ss == "unchanged":  # touched, not changed
                     d = Decision("version only", base=base)
                 else:
@@ -420,8 +433,11 @@ class EntitySync:
                 raise
             except ConcordError as exc:  # a connector that failed the whole batch
                 out = [WriteResult(error=exc) for _ in ops]
-            for n, wr in zip(op_case, out, strict=True):
+            for n, op, wr in zip(op_case, ops, out, strict=True):
                 results[n] = wr
+                ref = wr.ref or op.ref
+                if wr.error is None and ref:
+                    self.spoke_written[ref] = None if op.kind == "delete" else wr.version
         # 2. hub + archive + conflicts + quarantine, one transaction
         now_bad = list(bad)
         with self.hub.begin() as conn:
@@ -463,8 +479,7 @@ class EntitySync:
                     refs.update(d.hub_put[1])
                     w = RecordWrite(self.entity, c.hub_id, fields, refs)
                     if fields == d.hub_put[0] and refs == d.hub_put[1]:
-                        self._hash(d.hub_put)
-                        w.data, w.hash = self._memo[id(d.hub_put)]
+                        w.data, w.hash = self._canon(d.hub_put)
                     writes.append(w)
                 elif d.hub_delete and cur is not None and not cur.deleted:
                     writes.append(RecordWrite(self.entity, c.hub_id, cur.fields, cur.refs, True))
@@ -475,8 +490,7 @@ class EntitySync:
                         c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None))
                     version = r.version if r is not None and r.version else c.spoke_version
                     if ref is not None:
-                        self._hash(d.base)
-                        data, h = self._memo[id(d.base)]
+                        data, h = self._canon(d.base)
                         arch_rows.append(ArchiveRow(c.hub_id, ref, version, h, data))
                         ok_refs.append(ref)
                 for note in d.conflicts:
@@ -493,7 +507,7 @@ class EntitySync:
                 if d.pending:
                     res.counts["pending"] += 1
             self.hub.write(conn, writes, by=f"link:{self.link.name}")
-            self.written += len(writes)
+            self.hub_written += len(writes)
             self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
             self.hub.drop_archive(conn, self.link.name, self.entity, forget)
             self.hub.add_conflicts(conn, conflict_rows)
