@@ -1,0 +1,100 @@
+"""Discovery (principal -> home set -> collections), creating a collection when asked,
+and the two ways of authenticating."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from concord.connectors.base import Item
+from concord.connectors.dav import CalDAVConnector, CardDAVConnector, DavOptions
+from concord.errors import ConfigError
+from concord.records import new_id
+from tests.servers.dav import DavServer
+
+
+def test_discovers_an_address_book_from_the_server_root(dav_server: DavServer) -> None:
+    coll = dav_server.new_collection("addressbook")
+    opts = DavOptions(url=dav_server.url + "/", username=dav_server.username,
+                      password=dav_server.password,
+                      collections={"contact": httpx.URL(coll).path.rstrip("/").rsplit("/", 1)[-1]})
+    with CardDAVConnector(opts) as conn:
+        assert conn.collection("contact") == httpx.URL(coll).path
+        ref, _ = conn.create("contact", Item("", "", {"name": "Found"}), new_id())
+        assert ref.startswith(httpx.URL(coll).path)
+
+
+def test_creates_a_named_collection_when_asked(radicale_server: DavServer) -> None:
+    srv = radicale_server
+    name = f"practice-tasks-{new_id()[:8]}"
+    base = {"url": srv.url + srv.principal, "username": srv.username, "password": srv.password,
+            "collections": {"task": name}}
+    with CalDAVConnector(DavOptions.model_validate(base)) as conn, pytest.raises(ConfigError) as exc:
+        conn.collection("task")
+    assert name in str(exc.value) and "create_collection" in str(exc.value)
+    with CalDAVConnector(DavOptions.model_validate({**base, "create_collection": True})) as conn:
+        path = conn.collection("task")
+        assert path == f"{srv.principal}{name}/"
+        conn.create("task", Item("", "", {"summary": "First", "status": "Not Started"}), new_id())
+        assert len(list(conn.list("task"))) == 1
+    # found again by name, not created twice
+    with CalDAVConnector(DavOptions.model_validate({**base, "create_collection": True})) as conn:
+        assert conn.collection("task") == path and len(list(conn.list("task"))) == 1
+
+
+def test_tls_verification_is_on_by_default() -> None:
+    opts = DavOptions(url="https://dav.example/")
+    assert opts.verify_tls is True
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A loopback WebDAV stub that answers an empty multistatus and records the
+    Authorization header: no local DAV server takes bearer tokens."""
+
+    seen: list[str | None] = []
+
+    def do_PROPFIND(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization"))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'<?xml version="1.0"?><multistatus xmlns="DAV:"></multistatus>'
+        self.send_response(207)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[str]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_bearer_token_is_sent(recorder: str) -> None:
+    _Recorder.seen.clear()
+    opts = DavOptions(url=recorder + "/ab/", token="tok-123", collections={"contact": "/ab/"})
+    with CardDAVConnector(opts) as conn:
+        assert list(conn.list("contact")) == []
+    assert _Recorder.seen and all(h == "Bearer tok-123" for h in _Recorder.seen)
+
+
+def test_basic_auth_is_sent(recorder: str) -> None:
+    _Recorder.seen.clear()
+    opts = DavOptions(url=recorder + "/ab/", username="alice", password="secret",
+                      collections={"contact": "/ab/"})
+    with CardDAVConnector(opts) as conn:
+        list(conn.list("contact"))
+    assert _Recorder.seen and all(h == "Basic YWxpY2U6c2VjcmV0" for h in _Recorder.seen)
