@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from concord.connectors.base import Capabilities
-from concord.connectors.dav.connector import DavConnector, Parsed
+from concord.connectors.dav.connector import DavConnector, NotThisEntity, Parsed
 from concord.formats import ical
 
 _COMPONENT = {"task": "VTODO", "event": "VEVENT"}
@@ -34,8 +34,15 @@ class CalDAVConnector(DavConnector):
 
     def parse(self, entity: str, href: str, text: str) -> Parsed:
         cal = ical.parse(text, name=href)
+        kinds = {c.name for c in cal.subcomponents} - {"VTIMEZONE"}
+        if kinds and _COMPONENT[entity] not in kinds and kinds <= {"VEVENT", "VTODO", "VJOURNAL"}:
+            raise NotThisEntity(href)
         comp = ical.main_component(cal, _COMPONENT[entity], name=href)
-        return Parsed(ical.fields_of(comp, _COMPONENT[entity]), ical.uid_of(comp))
+        try:
+            fields = ical.fields_of(comp, _COMPONENT[entity])
+        except (ValueError, TypeError) as exc:
+            raise ical.ICalError(f"{href}: {exc} (fix: correct the item on the server)") from exc
+        return Parsed(fields, ical.uid_of(comp))
 
     def render_new(self, entity: str, fields: dict[str, Any], uid: str) -> str:
         return ical.build(_COMPONENT[entity], fields, uid)

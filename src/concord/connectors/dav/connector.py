@@ -59,6 +59,11 @@ class DavOptions(ConnectorOptions):
     bulk_min_items: int = Field(default=20, ge=1)
 
 
+class NotThisEntity(Exception):
+    """A resource of another kind in a shared collection (an event in the tasks
+    calendar): skipped, not an error."""
+
+
 @dataclass(slots=True)
 class Parsed:
     fields: dict[str, Any]
@@ -265,6 +270,8 @@ class DavConnector(Connector):
             if f.status != 200 or f.data is None:
                 continue
             item = self._to_item(entity, f.href, f.etag or "", f.data)
+            if item is None:  # another entity's resource in a shared collection
+                continue
             if isinstance(item, Item) and item.ident:
                 other = seen.setdefault(item.ident, f.href)
                 if other != f.href:
@@ -274,18 +281,18 @@ class DavConnector(Connector):
                     continue
             yield item
 
-    def _to_item(self, entity: str, href: str, etag: str, data: str) -> Item | ItemError:
+    def _to_item(self, entity: str, href: str, etag: str, data: str) -> Item | ItemError | None:
         if len(data.encode()) > self.opts.max_item_bytes:
             return ItemError(href, f"{href}: {len(data.encode())} bytes, over the "
                              f"{self.opts.max_item_bytes}-byte limit (fix: shrink the item, e.g. "
                              "remove a large photo or attachment, or raise max_item_bytes)")
         try:
             parsed = self.parse(entity, href, data)
+        except NotThisEntity:
+            return None
         except ValueError as exc:
             return ItemError(href, str(exc) if href in str(exc) else f"{href}: {exc}",
                              payload=data[:100_000])
-        if parsed is None:
-            return ItemError(href, f"{href}: not a {entity}")
         self._raw[href] = (etag, data)
         return Item(href, etag, parsed.fields, ident=parsed.uid)
 
