@@ -24,6 +24,7 @@ import httpx
 
 from concord.connectors.dav import xml as dx
 from concord.errors import (
+    ConfigError,
     ConnectorError,
     PreconditionFailed,
     RateLimited,
@@ -83,12 +84,16 @@ class DavClient:
         self.url = url if url.endswith("/") else url + "/"
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise TerminalError(f"{url!r} is not an http(s) URL (fix: give the full URL of the "
-                                "collection or the server, e.g. https://dav.example.com/)")
+            raise ConfigError(f"{url!r} is not an http(s) URL", key="options.url",
+                              fix="give the full URL of the collection or the server, "
+                                  "e.g. https://dav.example.com/")
         self.origin = f"{parts.scheme}://{parts.netloc}"
         headers = {"User-Agent": "Concord"}
         auth: httpx.Auth | None = None
         if token:
+            if not token.isascii() or any(c in token for c in "\r\n "):
+                raise ConfigError("the bearer token has characters a token cannot hold",
+                                  key="options.token", fix="paste the token exactly as issued")
             headers["Authorization"] = f"Bearer {token}"
         elif username is not None:
             auth = httpx.BasicAuth(username, password or "")
