@@ -56,12 +56,15 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     Authorization header: no local DAV server takes bearer tokens."""
 
     seen: list[str | None] = []
+    status = 207
 
     def do_PROPFIND(self) -> None:
         type(self).seen.append(self.headers.get("Authorization"))
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = b'<?xml version="1.0"?><multistatus xmlns="DAV:"></multistatus>'
-        self.send_response(207)
+        self.send_response(type(self).status)
+        if type(self).status == 503:
+            self.send_header("Retry-After", "120")
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -98,3 +101,35 @@ def test_basic_auth_is_sent(recorder: str) -> None:
     with CardDAVConnector(opts) as conn:
         list(conn.list("contact"))
     assert _Recorder.seen and all(h == "Basic YWxpY2U6c2VjcmV0" for h in _Recorder.seen)
+
+
+def test_watching_wakes_only_on_a_change(radicale_server: DavServer) -> None:
+    srv = radicale_server
+    coll = srv.new_collection("addressbook")
+    opts = DavOptions(url=coll, username=srv.username, password=srv.password,
+                      collections={"contact": coll}, poll_interval=0.05)
+    with CardDAVConnector(opts) as conn:
+        assert conn.wait_for_change(0.1) is True  # first call: sync once
+        assert conn.wait_for_change(0.2) is False  # nothing happened
+        with httpx.Client(auth=srv.auth) as c:
+            r = c.put(coll + "new.vcf", content="BEGIN:VCARD\r\nVERSION:3.0\r\nUID:new\r\n"
+                      "FN:New\r\nEND:VCARD\r\n", headers={"Content-Type": "text/vcard"})
+            assert r.status_code == 201
+        assert conn.wait_for_change(10) is True
+        assert conn.wait_for_change(0.1) is False
+
+
+def test_busy_server_pauses_the_link_until_retry_after(recorder: str) -> None:
+    """503 with Retry-After becomes RateLimited with its time, so the link is paused."""
+    from concord.errors import RateLimited
+
+    _Recorder.status = 503
+    try:
+        opts = DavOptions(url=recorder + "/ab/", collections={"contact": "/ab/"})
+        with CardDAVConnector(opts) as conn, pytest.raises(RateLimited) as exc:
+            conn.list("contact")
+    finally:
+        _Recorder.status = 207
+    import time
+
+    assert exc.value.until > time.time() + 60  # the server asked for 120 s

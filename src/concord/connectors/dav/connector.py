@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -57,6 +58,8 @@ class DavOptions(ConnectorOptions):
     bulk_upload: bool = Field(default=True,
                               description="one whole-collection PUT for a first upload")
     bulk_min_items: int = Field(default=20, ge=1)
+    poll_interval: float = Field(default=2.0, gt=0,
+                                 description="seconds between change polls when watching")
 
 
 class NotThisEntity(Exception):
@@ -95,6 +98,7 @@ class DavConnector(Connector):
         self._uids: dict[str, dict[str, str]] = {}  # entity -> uid -> href, duplicate check
         self._bulk_refused = False
         self._bulk_state: dict[str, tuple[str | None, set[str]]] = {}  # entity -> (etag, hrefs)
+        self._watched: dict[str, str | None] | None = None  # collection -> etag last seen
 
     # -- what a subclass provides --------------------------------------------------
     def parse(self, entity: str, href: str, text: str) -> Parsed:
@@ -445,6 +449,30 @@ class DavConnector(Connector):
     def _displayname(self, coll: str) -> str | None:
         rs = self.client.propfind(coll, ["D:displayname"])
         return rs[0].text("{DAV:}displayname") if rs else None
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Poll the collections' etags (one PROPFIND each) until one moves: a watching
+        link then syncs only when the groupware changed, not on every tick."""
+        deadline = time.monotonic() + timeout
+        try:
+            colls = sorted({self.collection(e) for e in (self.opts.collections
+                                                        or self.capabilities.entities[:1])})
+            if self._watched is None:
+                self._watched = {c: self.client.collection_etag(c) for c in colls}
+                return True  # no baseline yet: whatever happened before, sync once
+            while True:
+                for c in colls:
+                    now = self.client.collection_etag(c)
+                    if now != self._watched.get(c):
+                        self._watched[c] = now
+                        return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(self.opts.poll_interval, left))
+        except ConcordError:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            return True  # let the run itself report what is wrong
 
     def close(self) -> None:
         self.client.close()
