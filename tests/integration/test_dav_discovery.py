@@ -120,7 +120,8 @@ def test_watching_wakes_only_on_a_change(radicale_server: DavServer) -> None:
 
 
 def test_busy_server_pauses_the_link_until_retry_after(recorder: str) -> None:
-    """503 with Retry-After becomes RateLimited with its time, so the link is paused."""
+    """503 with Retry-After becomes RateLimited with its time, so the link is paused.
+    A loopback stub: neither Radicale nor Xandikos can be made to answer 503."""
     from concord.errors import RateLimited
 
     _Recorder.status = 503
@@ -133,3 +134,49 @@ def test_busy_server_pauses_the_link_until_retry_after(recorder: str) -> None:
     import time
 
     assert exc.value.until > time.time() + 60  # the server asked for 120 s
+
+
+class _SlowPut(_Recorder):
+    """Answers PUTs slowly and counts how many are in flight at once."""
+
+    lock = threading.Lock()
+    inflight = 0
+    peak = 0
+
+    def do_PUT(self) -> None:
+        import time
+
+        cls = type(self)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with cls.lock:
+            cls.inflight += 1
+            cls.peak = max(cls.peak, cls.inflight)
+        time.sleep(0.05)
+        with cls.lock:
+            cls.inflight -= 1
+        self.send_response(201)
+        self.send_header("ETag", f'"{self.path}"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_writes_are_pipelined_within_the_per_server_cap() -> None:
+    """A loopback stub server, because Radicale and Xandikos cannot report how many
+    writes were in flight at once."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowPut)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        opts = DavOptions(url=url + "/ab/", collections={"contact": "/ab/"}, max_connections=3,
+                          bulk_upload=False)
+        from concord.connectors.base import WriteOp
+
+        with CardDAVConnector(opts) as conn:
+            res = conn.apply("contact", [WriteOp("create", None, Item("", "", {"name": f"n{i}"}),
+                                                 ident=f"id{i}") for i in range(12)])
+        assert all(r.error is None for r in res)
+        assert [r.ref for r in res] == [f"/ab/id{i}.vcf" for i in range(12)]
+        assert 1 < _SlowPut.peak <= 3
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -431,10 +431,10 @@ class DavConnector(Connector):
         if name:
             with contextlib.suppress(HTTPError, TransientError):
                 self.client.request("PROPPATCH", coll, body=_proppatch(name))
-        listed = self.client.list_etags(coll)
         after = self.client.collection_etag(coll)
-        if set(listed) == set(hrefs):
-            self._bulk_state[entity] = (after, set(hrefs))
+        listed = self.client.list_etags(coll)
+        if set(listed) == set(hrefs) and after == self.client.collection_etag(coll):
+            self._bulk_state[entity] = (after, set(hrefs))  # nobody else wrote meanwhile
         out = []
         for href, text in zip(hrefs, texts, strict=True):
             version = listed.get(href)
