@@ -267,3 +267,30 @@ def test_cancelled_event_leaves_the_calendar_completed_is_not_synced(
     assert set(server_hrefs(srv, coll)) == {f"{base}e-done.ics"}
     again = hub.get("event", "e-cancel")
     assert again is not None and not again.deleted
+
+
+def test_first_migration_quarantines_a_bad_card_and_takes_the_rest(
+        radicale_server: DavServer, hub: Hub) -> None:
+    """An existing address book with one card Concord cannot read: the others reach the
+    hub, the bad one is quarantined under its href, and fixing it on the server heals it."""
+    srv = radicale_server
+    coll = srv.new_collection("addressbook")
+    base = httpx.URL(coll).path
+    for n in range(25):
+        put_raw(srv, f"{base}m{n}.vcf", f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:m{n}\r\nFN:Moe {n}\r\n"
+                "END:VCARD\r\n", None, "text/vcard")
+    bad = "BEGIN:VCARD\r\nVERSION:5.0\r\nUID:bad\r\nFN:Five\r\nEND:VCARD\r\n"
+    put_raw(srv, f"{base}bad.vcf", bad, None, "text/vcard")
+    cfg = link(srv, "carddav", "contact", coll)
+    r = sync_link(hub, cfg)
+    assert r.ok, r.message
+    assert {rec.id for rec in hub.list_records("contact", limit=100)} == {f"m{n}" for n in range(25)}
+    q = hub.quarantined("carddav-contact")
+    assert len(q) == 1 and q[0]["ref"] == f"{base}bad.vcf"
+    assert f"{base}bad.vcf" in q[0]["error"] and "VERSION" in q[0]["error"]
+    etag = server_hrefs(srv, coll)[f"{base}bad.vcf"]
+    put_raw(srv, f"{base}bad.vcf", bad.replace("VERSION:5.0", "VERSION:3.0"), etag, "text/vcard")
+    assert sync_link(hub, cfg).ok
+    healed = hub.get("contact", "bad")
+    assert healed is not None and healed.fields["name"] == "Five"
+    assert hub.quarantined("carddav-contact") == []
