@@ -294,3 +294,26 @@ def test_first_migration_quarantines_a_bad_card_and_takes_the_rest(
     healed = hub.get("contact", "bad")
     assert healed is not None and healed.fields["name"] == "Five"
     assert hub.quarantined("carddav-contact") == []
+
+
+def test_contact_refers_to_its_client_both_ways(radicale_server: DavServer, hub: Hub) -> None:
+    """Clients and contacts in two address books on one link: a contact's client travels as
+    the href of the client's card and comes back as the hub id."""
+    srv = radicale_server
+    clients, contacts = srv.new_collection("addressbook"), srv.new_collection("addressbook")
+    cfg = LinkConfig(name="book", connector="carddav", options={
+        "url": srv.url + srv.principal, "username": srv.username, "password": srv.password,
+        "collections": {"client": clients, "contact": contacts}},
+        entities={"client": EntityConfig(), "contact": EntityConfig(refs={"client": "client"})})
+    hub.put("client", "acme", {"name": "Acme Ltd", "org": "Acme Ltd", "kind": "org"})
+    hub.put("contact", "ann", {"name": "Ann Acme"}, {"client": "acme"})
+    assert sync_link(hub, cfg).ok
+    client_href = httpx.URL(clients).path + "acme.vcf"
+    ann = server_text(srv, httpx.URL(contacts).path + "ann.vcf") or ""
+    assert f"X-CONCORD-CLIENT:{client_href}" in ann
+    # a contact made at the server, pointing at the same client
+    put_raw(srv, httpx.URL(contacts).path + "bob.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bob\r\n"
+            f"FN:Bob Acme\r\nX-CONCORD-CLIENT:{client_href}\r\nEND:VCARD\r\n", None, "text/vcard")
+    assert sync_link(hub, cfg).ok
+    bob = hub.get("contact", "bob")
+    assert bob is not None and bob.refs == {"client": "acme"}

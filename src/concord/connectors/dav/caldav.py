@@ -44,10 +44,12 @@ class CalDAVConnector(DavConnector):
             raise ical.ICalError(f"{href}: {exc} (fix: correct the item on the server)") from exc
         return Parsed(fields, ical.uid_of(comp))
 
-    def render_new(self, entity: str, fields: dict[str, Any], uid: str) -> str:
+    def render_new(self, entity: str, fields: dict[str, Any], uid: str,
+                   refs: dict[str, str | None] | None = None) -> str:
         return ical.build(_COMPONENT[entity], fields, uid)
 
-    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str) -> str:
+    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str,
+                     refs: dict[str, str | None] | None = None) -> str:
         fs = self.fields(entity)
         assert fs is not None
         return ical.patch(original, _COMPONENT[entity], fields, mapped=fs, name=href)

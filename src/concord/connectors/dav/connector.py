@@ -13,7 +13,7 @@ import builtins
 import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -71,6 +71,7 @@ class NotThisEntity(Exception):
 class Parsed:
     fields: dict[str, Any]
     uid: str | None
+    refs: dict[str, str | None] = field(default_factory=dict)
 
 
 class DavConnector(Connector):
@@ -104,10 +105,12 @@ class DavConnector(Connector):
     def parse(self, entity: str, href: str, text: str) -> Parsed:
         raise NotImplementedError
 
-    def render_new(self, entity: str, fields: dict[str, Any], uid: str) -> str:
+    def render_new(self, entity: str, fields: dict[str, Any], uid: str,
+                   refs: dict[str, str | None] | None = None) -> str:
         raise NotImplementedError
 
-    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str) -> str:
+    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str,
+                     refs: dict[str, str | None] | None = None) -> str:
         raise NotImplementedError
 
     def component(self, entity: str) -> str | None:
@@ -298,7 +301,7 @@ class DavConnector(Connector):
             return ItemError(href, str(exc) if href in str(exc) else f"{href}: {exc}",
                              payload=data[:100_000])
         self._raw[href] = (etag, data)
-        return Item(href, etag, parsed.fields, ident=parsed.uid)
+        return Item(href, etag, parsed.fields, refs=parsed.refs, ident=parsed.uid)
 
     def scan(self, entity: str, after: str | None = None, batch: int = 500
              ) -> Iterator[builtins.list[Item | ItemError]]:
@@ -313,7 +316,7 @@ class DavConnector(Connector):
 
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
         href = self._href_for(entity, ident)
-        text = self.render_new(entity, item.fields, ident)
+        text = self.render_new(entity, item.fields, ident, item.refs)
         try:
             etag = self.client.put(href, text, self.content_type, create=True, ref=href)
         except PreconditionFailed:
@@ -348,10 +351,10 @@ class DavConnector(Connector):
         if expected_version and etag and etag != expected_version:
             raise PreconditionFailed(ref, expected_version, etag)
         try:
-            text = self.render_patch(entity, original, item.fields, ref)
+            text = self.render_patch(entity, original, item.fields, ref, item.refs)
         except ValueError:
             text = self.render_new(entity, item.fields, item.ident or ref.rsplit("/", 1)[-1]
-                                   .removesuffix(self.suffix))
+                                   .removesuffix(self.suffix), item.refs)
         if text == original and etag:
             return etag  # nothing Concord maps changed (e.g. a status the spoke shows alike)
         try:
@@ -413,7 +416,7 @@ class DavConnector(Connector):
         for op in ops:
             assert op.item is not None and op.ident is not None
             try:
-                texts.append(self.render_new(entity, op.item.fields, op.ident))
+                texts.append(self.render_new(entity, op.item.fields, op.ident, op.item.refs))
             except ValueError:
                 return None  # let the item-by-item path report the bad one alone
             hrefs.append(self._href_for(entity, op.ident))
