@@ -197,9 +197,9 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "dav.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "benchmark": "dav", "contacts": [small_n, big_n], "small": args.small,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "results": res}, indent=2) + "\n")
+        **res, "contacts": [small_n, big_n], "small": args.small,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}},
+        indent=2) + "\n")
     print(f"\nwrote {out.relative_to(ROOT)}")
 
 
