@@ -183,6 +183,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     res = {k: round(v, 3) for k, v in res.items()}
+    for key, base, ours in (("first_upload_ratio_vs_vdirsyncer", "first_upload_2k_vdirsyncer_s",
+                             "first_upload_2k_s"),
+                            ("noop_ratio_vs_vdirsyncer", "noop_10k_vdirsyncer_s", "noop_10k_s")):
+        if res.get(base) and res.get(ours):
+            res[key] = round(res[base] / res[ours], 1)
     rows = [("first upload", small_n, "first_upload_2k_s", "first_upload_2k_vdirsyncer_s"),
             ("first upload", big_n, "first_upload_10k_s", None),
             ("no-op sync", big_n, "noop_10k_s", "noop_10k_vdirsyncer_s"),
