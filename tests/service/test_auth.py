@@ -65,7 +65,7 @@ def test_every_route_needs_a_token_with_its_scope(service: Served) -> None:
             assert scope in r.json()["detail"]
 
 
-def test_standard_user_syncs_clients_but_not_jobs(make_service, hub_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_standard_user_syncs_clients_but_not_jobs(hub_url, make_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.service.conftest import vdir_config
 
     cfg = vdir_config(hub_url, tmp_path / "office")
@@ -102,7 +102,7 @@ def test_tokens_are_hashed_and_revocable(service: Served) -> None:
     assert not revoke_token(service.hub, tid)  # already revoked
 
 
-def test_link_secrets_are_masked_and_never_logged(make_service, hub_url, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_link_secrets_are_masked_and_never_logged(hub_url, make_service, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     from tests.service.conftest import vdir_config
     from tests.service.restspoke import RestSpoke
 

@@ -37,6 +37,10 @@ def test_create_read_update_delete_with_etags(service: Served) -> None:
         assert r.status_code == 404 and "deleted" in r.json()["detail"]
         assert c.get("/api/v1/records/client/nope").status_code == 404
         assert c.get("/api/v1/records/planet").status_code == 422
+        # Bad input is refused with the key and the fix; nothing is written.
+        r = c.post("/api/v1/records/client", json={"id": "big", "fields": {"fee": 2**70}})
+        assert r.status_code == 422 and "fields.fee" in r.text and "string" in r.text
+        assert c.get("/api/v1/records/client/big").status_code == 404
 
 
 def test_list_pages_and_filters(service: Served) -> None:

@@ -13,7 +13,7 @@ from tests.service.conftest import Served, vdir_config, wait_for, write_vcard
 from tests.service.restspoke import RestSpoke
 
 
-def test_manual_sync_is_not_started_twice_and_is_logged(make_service, hub_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_manual_sync_is_not_started_twice_and_is_logged(hub_url, make_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     gate = threading.Event()
 
     def gated(*a: Any, **kw: Any) -> Any:  # the real engine, held until the test lets it go
@@ -45,7 +45,7 @@ def test_manual_sync_is_not_started_twice_and_is_logged(make_service, hub_url, t
         assert done["outcome"] == "ok" and "3" in done["detail"] and "user-" in done["actor"]
 
 
-def test_rate_limit_pauses_until_then_resumes_by_itself(make_service, hub_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limit_pauses_until_then_resumes_by_itself(hub_url, make_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with RestSpoke(retry_after=1) as spoke:
         spoke.records["job"] = [{"id": "J1", "version": "1", "fields": {"name": "Audit 2026"}}]
         spoke.limited = 1

@@ -98,6 +98,8 @@ class _LinkWorker:
                 continue
             try:
                 self.run(req)
+            except Exception:  # the hub itself failed (e.g. the database went away)
+                log.exception("link %s: the run could not be journalled", self.name)
             finally:
                 with sched.cond:
                     self.running = None
