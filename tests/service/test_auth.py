@@ -74,7 +74,9 @@ def test_standard_user_syncs_clients_but_not_jobs(hub_url, make_service, tmp_pat
     with svc.client("records:read", "sync:run") as std, svc.client("admin") as admin:
         r = std.post("/api/v1/links/office/sync/client")
         assert r.status_code == 409 and "administrator must activate" in r.json()["detail"]
-        assert admin.post("/api/v1/links/office/activate").json()["status"]["state"] == "active"
+        act = admin.post("/api/v1/links/office/activate").json()
+        assert act["changed"] and act["link"]["status"]["state"] == "active"
+        assert not admin.post("/api/v1/links/office/activate").json()["changed"]
         assert std.post("/api/v1/links/office/sync/client").status_code == 202
         r = std.post("/api/v1/links/office/sync/staff")
         assert r.status_code == 403 and "admin" in r.json()["detail"]

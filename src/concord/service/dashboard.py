@@ -164,8 +164,15 @@ def ui_link_action(request: Request, name: str, action: str) -> Response:
         return Response(status_code=404)
     if not p.has("admin"):
         return Response("only an administrator may do that", status_code=403)
-    getattr(links_api, action)(request, name, p)
-    return _page(request, "_card.html", p, c=card_ctx(st, name, p))
+    flash = None
+    try:
+        if action == "resume":
+            flash = links_api.resume(request, name, p).message
+        else:
+            flash = getattr(links_api, action)(request, name, p, None).message
+    except HTTPException as exc:
+        flash = str(exc.detail)
+    return _page(request, "_card.html", p, c=card_ctx(st, name, p, flash))
 
 
 def _rows(st: ServiceState, entity: str, offset: int, limit: int) -> list[Any]:

@@ -10,6 +10,7 @@ Every request and every run is written to the activity log: who, what, when, out
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -189,9 +190,18 @@ class _LinkWorker:
             return
         try:
             while not self.sched.stopping.is_set():
-                if conn.wait_for_change(2.0) and not self.sched.stopping.is_set():
-                    self.sched.request(self.name, None, trigger="watch", by="scheduler",
-                                       log_request=False)
+                try:
+                    changed = conn.wait_for_change(2.0)
+                except ConcordError as exc:  # the spoke is away: try again shortly
+                    log.warning("link %s: waiting for changes: %s", self.name, exc)
+                    self.sched.stopping.wait(5.0)
+                    continue
+                if changed and not self.sched.stopping.is_set():
+                    # Never activates a link, and queues behind a run already reading.
+                    with contextlib.suppress(LinkUnavailable):
+                        self.sched.request(self.name, None, trigger="watch", by="scheduler",
+                                           log_request=False, after_running=True,
+                                           may_activate=False)
         finally:
             conn.close()
 
