@@ -92,6 +92,19 @@ def test_conflict_resolved_by_choosing_a_side(service: Served, tmp_path: Path) -
         log = c.get("/api/v1/activity").json()
         assert any("conflict" in a["action"] for a in log)
 
+        # Both sides edited again: this time resolved with merged values.
+        cur = service.hub.get("client", rec.id)
+        assert cur is not None
+        sync_link(service.hub, cfg)
+        service.hub.put("client", rec.id, {**cur.fields, "name": "Acme Hub 2"})
+        write_vcard(folder, "c1", "Acme Office 2")
+        sync_link(service.hub, cfg)
+        (k,) = c.get("/api/v1/conflicts").json()
+        r = c.post(f"/api/v1/conflicts/{k['id']}/resolve",
+                   json={"fields": {"name": "Acme Merged Pty"}})
+        assert r.status_code == 200 and "merged" in r.json()["resolution"]
+        assert c.get(f"/api/v1/records/client/{rec.id}").json()["fields"]["name"] == "Acme Merged Pty"
+
 
 def test_metrics_in_prometheus_format(service: Served, tmp_path: Path) -> None:
     write_vcard(tmp_path / "office", "c1", "Acme")
