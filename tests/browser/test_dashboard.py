@@ -102,5 +102,16 @@ def test_standard_user_sees_only_the_client_sync(page: Any, make_service: Any,
     expect(card.locator("button.sync")).to_have_count(1)
     expect(card.locator("button.sync")).to_have_text("Sync Clients")
     expect(card.locator("button.link-action")).to_have_count(0)
+    # From the client list any user may sync it (the link was activated by an administrator).
+    svc.hub.set_link("office", "vdir", state="active")
+    page.goto(svc.url + "/records/client")
+    button = page.locator("#list-sync-client button")
+    expect(button).to_have_text("Sync")
+    button.click()
+    expect(page.locator("#list-sync-client button")).to_be_disabled()
+    expect(page.locator("#list-sync-client button")).to_have_text("Syncing…")
+    page.goto(svc.url + "/records/staff")
+    expect(page.locator("#list-sync-staff button")).to_have_count(0)  # staff: admin only
     page.goto(svc.url + "/activity")
     expect(page.locator("h1")).to_have_text("Activity")
+    expect(page.locator("table.activity")).to_contain_text("sync requested")

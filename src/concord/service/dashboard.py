@@ -175,6 +175,46 @@ def ui_link_action(request: Request, name: str, action: str) -> Response:
     return _page(request, "_card.html", p, c=card_ctx(st, name, p, flash))
 
 
+def _list_sync(st: ServiceState, entity: str, p: Principal,
+               flash: str | None = None) -> dict[str, Any]:
+    """The Sync button of a records list: every link carrying ``entity``, as one button."""
+    links = [n for n, cfg in st.links.items() if entity in directions(cfg)]
+    busy = any(entity in st.scheduler.busy(n) or "all" in st.scheduler.busy(n) for n in links)
+    return {"entity": entity, "links": links, "busy": busy, "flash": flash,
+            "allowed": bool(links) and p.has(sync_scope(entity))}
+
+
+@router.get("/ui/records/{entity}/sync", response_class=HTMLResponse)
+def list_sync_state(request: Request, entity: str) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    return _page(request, "_listsync.html", p, s=_list_sync(state(request), entity, p))
+
+
+@router.post("/ui/records/{entity}/sync", response_class=HTMLResponse)
+def list_sync(request: Request, entity: str) -> Response:
+    """From a records list, any user may sync the client list (other lists: admin)."""
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    st = state(request)
+    if entity not in ENTITY_TYPES:
+        return Response(status_code=404)
+    flashes = []
+    for name in _list_sync(st, entity, p)["links"]:
+        try:
+            o = request_sync(st, name, entity, p)
+            if not o.accepted:
+                flashes.append(o.message)
+        except HTTPException as exc:
+            flashes.append(str(exc.detail))
+    return _page(request, "_listsync.html", p,
+                 s=_list_sync(st, entity, p, "; ".join(flashes) or None))
+
+
 def _rows(st: ServiceState, entity: str, offset: int, limit: int) -> list[Any]:
     return records_out(st, st.hub.list_records(entity, offset=offset, limit=limit))
 
@@ -190,6 +230,7 @@ def records_page(request: Request, entity: str, offset: int = 0) -> Response:
     st = state(request)
     offset = max(0, offset)
     return _page(request, "records.html", p, entity=entity, rows=_rows(st, entity, offset, 50),
+                 s=_list_sync(st, entity, p),
                  offset=offset, total=st.hub.count(entity),
                  can_sync=p.has("sync:run") and bool(st.scheduler.links_for(entity)
                                                      or any(entity in directions(c)
