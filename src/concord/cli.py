@@ -241,6 +241,24 @@ def log(link: Annotated[str | None, typer.Argument()] = None,
     console.print(t)
 
 
+def _wire() -> None:
+    """Sub-commands that live in their own modules."""
+    from concord.cli_link import link_app
+    from concord.cli_service import serve, token_app
+
+    app.add_typer(link_app, name="link")
+    app.add_typer(token_app, name="token")
+    app.command()(serve)
+    try:
+        from concord.cli_demo import demo
+    except ImportError:  # pragma: no cover
+        return
+    app.command()(demo)
+
+
+_wire()
+
+
 def main() -> None:  # pragma: no cover
     app()
 

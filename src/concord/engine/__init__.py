@@ -8,9 +8,9 @@ paused or held link, turns a spoke's rate limit into "paused until ..." and reco
 from __future__ import annotations
 
 import time
-from typing import Any
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from concord.config import LinkConfig
 from concord.connectors.base import Connector, make_connector
