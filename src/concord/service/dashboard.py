@@ -270,7 +270,7 @@ def record_sync(request: Request, entity: str, rid: str) -> Response:
         if entity in directions(cfg):
             try:
                 st.scheduler.request(name, entity, record=rid, trigger="manual", by=p.actor,
-                                     may_activate=p.has("admin"))
+                                     may_activate=p.has("admin"), after_running=True)
             except LinkUnavailable as exc:
                 flash = str(exc)
     return _row_response(request, p, entity, rid, flash)

@@ -264,8 +264,9 @@ class Scheduler:
                 log_request: bool = True, after_running: bool = False,
                 may_activate: bool = True) -> RequestOutcome:
         """Queue a sync of ``link`` (one entity, or all), unless one is already queued or
-        running (``after_running``: a run already under way may have read too early, so
-        queue one more after it, as a record write needs). Raises LinkUnavailable for an unknown, inactive or user-paused link."""
+        running. ``after_running``: a run already under way may have read too early, so
+        queue one more after it (a record write, a per-record sync). Raises LinkUnavailable
+        for an unknown, inactive or user-paused link."""
         worker = self.workers.get(link)
         if worker is None:
             raise LinkUnavailable(f"no link named {link!r} in this configuration")

@@ -294,7 +294,7 @@ def sync_record(request: Request, entity: Entity, rid: str,
     for link in links:
         try:
             o = st.scheduler.request(link, entity.value, record=rid, trigger="manual", by=p.actor,
-                                     may_activate=p.has("admin"))
+                                     may_activate=p.has("admin"), after_running=True)
         except LinkUnavailable as exc:
             messages.append(str(exc))
             continue
