@@ -115,5 +115,8 @@ def test_metrics_in_prometheus_format(service: Served, tmp_path: Path) -> None:
     assert 'concord_runs_total{link="office",entity="client",status="ok"} 1' in text
     assert 'concord_records_synced_total{link="office",entity="client"}' in text
     assert 'concord_pending_records{link="office",entity="client"} 1' in text
+    lag = next(line for line in text.splitlines()
+               if line.startswith('concord_lag_seconds{link="office",entity="client"}'))
+    assert float(lag.split()[-1]) > 0
     assert 'concord_link_up{link="office"} 1' in text
     assert "# TYPE concord_conflicts_open gauge" in text
