@@ -60,10 +60,26 @@ def _login_redirect() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
+_UI_FIXES = (("`concord sync", "press Sync below (or run {cmd})"),
+             ("`concord link resume", "press Resume below (or run {cmd})"),
+             ("`concord link activate", "press Activate below (or run {cmd})"))
+
+
+def _ui_fix(fix: str) -> str:
+    """The shared fix names a CLI command; on the dashboard, name the button first."""
+    for marker, text in _UI_FIXES:
+        start = fix.find(marker)
+        if start >= 0:
+            end = fix.find("`", start + 1)
+            return text.format(cmd=fix[start:end + 1]) + fix[end + 1:]
+    return fix
+
+
 def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None) -> dict[str, Any]:
     cfg = st.links[name]
     busy = st.scheduler.busy(name)
     status = status_out(st, name)
+    status.fix = _ui_fix(status.fix)
     running = set(status.running) | set(status.queued) | set(busy)
     buttons = []
     for entity in (e for e in ENTITY_TYPES if e in directions(cfg)):

@@ -233,6 +233,8 @@ class Scheduler:
         for w in self.workers.values():
             if w.thread.is_alive():
                 w.thread.join(timeout)
+            if w.watcher is not None and w.watcher.is_alive():
+                w.watcher.join(timeout)  # it checks ``stopping`` every couple of seconds
         close = getattr(self.sync_fn, "close", None)
         if close is not None:
             close()
