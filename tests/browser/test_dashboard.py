@@ -112,6 +112,7 @@ def test_standard_user_sees_only_the_client_sync(page: Any, make_service: Any,
     expect(card.locator("button.sync")).to_have_count(1)
     expect(card.locator("button.sync")).to_have_text("Sync Clients")
     expect(card.locator("button.link-action")).to_have_count(0)
+    expect(card.locator("button[data-entity=all]")).to_have_count(0)  # admin only
     # From the client list any user may sync it (the link was activated by an administrator).
     svc.hub.set_link("office", "vdir", state="active")
     page.goto(svc.url + "/records/client")

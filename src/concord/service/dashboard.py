@@ -87,6 +87,8 @@ def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None
             continue
         syncing = entity in running or "all" in running
         buttons.append({"entity": entity, "label": f"Sync {LABELS[entity]}", "syncing": syncing})
+    if p.has("admin") and len(directions(cfg)) > 1:  # the whole link: its first migration
+        buttons.append({"entity": "all", "label": "Sync All", "syncing": bool(running)})
     actions: list[tuple[str, str]] = []
     if p.has("admin"):
         if status.state in ("unknown", "inactive"):
@@ -159,7 +161,7 @@ def ui_sync(request: Request, name: str, entity: str) -> Response:
         return Response(status_code=404)
     flash = None
     try:
-        o = request_sync(st, name, entity, p)
+        o = request_sync(st, name, None if entity == "all" else entity, p)
         flash = None if o.accepted else o.message
     except HTTPException as exc:
         flash = str(exc.detail)
