@@ -46,7 +46,7 @@ def test_manual_sync_is_not_started_twice_and_is_logged(hub_url, make_service, t
 
 
 def test_rate_limit_pauses_until_then_resumes_by_itself(hub_url, make_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with RestSpoke(retry_after=1) as spoke:
+    with RestSpoke(retry_after=2) as spoke:
         spoke.records["job"] = [{"id": "J1", "version": "1", "fields": {"name": "Audit 2026"}}]
         spoke.limited = 1
         cfg = vdir_config(hub_url, tmp_path / "office", saas={
