@@ -394,6 +394,15 @@ class Hub:
         return Checkpoint(int(row.hub_seq), row.spoke_token,
                           json.loads(row.progress) if row.progress else None)
 
+    def has_synced(self, link: str, entity: str) -> bool:
+        """Has ``entity`` finished a first run over ``link`` (checkpoint saved, no migration
+        in progress)?"""
+        c = s.checkpoints.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(c.progress).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity)).first()
+        return row is not None and row.progress is None
+
     def save_checkpoint(self, conn: Connection, link: str, entity: str, cp: Checkpoint) -> None:
         upsert(conn, s.checkpoints, [{
             "tenant": self.tenant, "link": link, "entity": entity, "hub_seq": cp.hub_seq,
@@ -497,6 +506,10 @@ class Hub:
             values["counts"] = json.dumps(values["counts"])
         with self.begin() as conn:
             conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+
+    def delete_run(self, run_id: int) -> None:
+        with self.begin() as conn:
+            conn.execute(delete(s.runs).where(s.runs.c.id == run_id))
 
     def runs(self, link: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         c = s.runs.c
