@@ -180,3 +180,44 @@ def test_writes_are_pipelined_within_the_per_server_cap() -> None:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.fixture
+def tls_recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """An HTTPS loopback stub with a self-signed certificate for 127.0.0.1 (made with the
+    openssl command); yields (url, path of the certificate)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                   check=True, capture_output=True)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{srv.server_address[1]}", str(d / "cert.pem")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_tls_is_verified_and_a_private_ca_can_be_given(tls_recorder: tuple[str, str]) -> None:
+    from concord.errors import TransientError
+
+    url, cert = tls_recorder
+    opts = DavOptions(url=url + "/ab/", collections={"contact": "/ab/"}, timeout=5)
+    with CardDAVConnector(opts) as conn, pytest.raises(TransientError) as exc:
+        conn.list("contact")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(exc.value) or "certificate" in str(exc.value)
+    ok = DavOptions(url=url + "/ab/", collections={"contact": "/ab/"}, verify_tls=cert)
+    with CardDAVConnector(ok) as conn:
+        assert list(conn.list("contact")) == []

@@ -11,6 +11,7 @@ server never hit it with forty parallel PUTs.
 from __future__ import annotations
 
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -99,8 +100,9 @@ class DavClient:
             auth = httpx.BasicAuth(username, password or "")
         self.max_connections = max(1, max_connections)
         self.max_item_bytes = max_item_bytes
+        tls: bool | ssl.SSLContext = verify if isinstance(verify, bool) else _ca_context(verify)
         self.http = httpx.Client(
-            auth=auth, headers=headers, verify=verify, timeout=timeout,
+            auth=auth, headers=headers, verify=tls, timeout=timeout,
             limits=httpx.Limits(max_connections=self.max_connections + 2,
                                 max_keepalive_connections=self.max_connections + 2),
         )
@@ -353,6 +355,15 @@ class DavClient:
                 return _call(job)
 
         return list(self._pool.map(guarded, jobs))
+
+
+def _ca_context(cafile: str) -> ssl.SSLContext:
+    """Verification against a private CA (the practice's own server certificate)."""
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot read the CA bundle {cafile!r}: {exc}", key="options.verify_tls",
+                          fix="give the path of a PEM file holding the CA certificate") from exc
 
 
 def _call(job: Callable[[], T]) -> T | Exception:
