@@ -194,3 +194,19 @@ def test_bulk_first_upload_then_item_by_item(radicale_server: DavServer) -> None
         with httpx.Client(auth=radicale_server.auth) as c:
             r = c.request("PROPFIND", coll, headers={"Depth": "0"})
         assert "test addressbook" in r.text
+
+
+def test_multiget_in_chunks_returns_every_item(xandikos_server: DavServer) -> None:
+    coll = xandikos_server.new_collection("addressbook")
+    with card_connector(xandikos_server, coll, multiget_chunk=4) as conn:
+        res = conn.apply("contact", [WriteOp("create", None, contact(n), ident=f"mg{n}")
+                                     for n in range(11)])
+        assert all(r.error is None for r in res)
+        batches = list(conn.scan("contact", None, 5))
+        assert [len(b) for b in batches] == [5, 5, 1]
+        got = [i for b in batches for i in b if isinstance(i, Item)]
+        assert sorted(i.ident for i in got) == sorted(f"mg{n}" for n in range(11))
+        # and scanning resumes after a given ref
+        after = sorted(r.ref for r in res if r.ref)[5]
+        rest = [i for b in conn.scan("contact", after, 100) for i in b]
+        assert len(rest) == 5
