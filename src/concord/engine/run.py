@@ -413,7 +413,6 @@ class EntitySync:
             if not c.decision.is_noop and len(res.plan) < self.PLAN_LINES_KEPT:
                 res.plan.append(PlanLine(c.decision.label, c.hub_id,
                                          c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None)))
-            res.counts[c.decision.label] += 0
         if self.dry_run:
             for c in cases:
                 if not c.decision.is_noop:
