@@ -52,7 +52,9 @@ def canonical(fields: Fields, refs: Refs | None = None) -> str:
     """The canonical JSON text of a record's content: sorted keys, no spaces, UTF-8,
     ``None`` values dropped (absent and empty mean the same thing everywhere). orjson: the
     hash is taken for every record read, so this is on the hot path."""
-    doc: dict[str, Any] = {"f": {k: v for k, v in fields.items() if v is not None}}
+    if None in fields.values():
+        fields = {k: v for k, v in fields.items() if v is not None}
+    doc: dict[str, Any] = {"f": fields}
     if refs:
         r = {k: v for k, v in refs.items() if v is not None}
         if r:

@@ -33,6 +33,9 @@ class Mapping:
             self.reverse[hf] = back
         self.filter = {k: {str(x) for x in v} for k, v in cfg.filter.items()}
         self.remove_when = {k: {str(x) for x in v} for k, v in cfg.remove_when.items()}
+        self._identity: frozenset[str] | None = (
+            frozenset(self.fields) if self.fields is not None
+            and all(h == s for h, s in self.fields.items()) else None)
         self.hub_names: frozenset[str] | None = (
             frozenset(self.fields) if self.fields is not None else None)
 
@@ -51,6 +54,8 @@ class Mapping:
         fields this link does not carry are kept as they were."""
         if self.fields is None:
             return dict(new)
+        if not current:
+            return {k: v for k, v in new.items() if v is not None}
         out = {k: v for k, v in current.items() if k not in self.fields}
         out.update({k: v for k, v in new.items() if v is not None})
         return out
@@ -71,6 +76,8 @@ class Mapping:
         return True
 
     def _filter_ok(self, hub_fields: Fields) -> bool:
+        if not self.filter:
+            return True
         return all(_allowed(hub_fields.get(k), allowed) for k, allowed in self.filter.items())
 
     # -- spoke side ------------------------------------------------------------------
@@ -78,6 +85,9 @@ class Mapping:
         """Spoke fields -> hub fields; None when a value has no mapping (not synced)."""
         if self.fields is None:
             out = {k: v for k, v in spoke_fields.items() if v is not None}
+        elif self._identity is not None:  # same names both sides: walk the item's own fields
+            names = self._identity
+            out = {k: v for k, v in spoke_fields.items() if v is not None and k in names}
         else:
             out = {}
             for hf, sf in self.fields.items():
