@@ -176,9 +176,6 @@ def test_concurrent_writers_and_a_reader_never_skip_a_change(hub: Hub) -> None:
     assert reader.seen == all_seqs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: Hub.lock selects then inserts; on PostgreSQL two acquirers that both see no "
-    "row race on the insert and the loser gets sqlalchemy IntegrityError, not LinkLocked"))
 def test_lock_race_between_two_acquirers_is_link_locked(hub: Hub, pg_database: str) -> None:
     """Two workers take the same link lock at the same instant: both see no lock row, both
     insert; the second must get LinkLocked, not a database error."""
