@@ -422,3 +422,25 @@ def test_crash_after_spoke_update_then_newer_hub_edit_is_not_a_conflict(
     assert env.hub_records()["uid1"]["title"] == "Second"
     assert env.cards("b")["uid1"]["title"] == "Second"
     assert env.conflicts() == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine bug: two new files with one UID in the same chunk both become 'create in hub' "
+    "with that id; the later silently overwrites the earlier in the hub and the archive"))
+def test_two_files_with_one_uid_in_a_single_run_quarantine_the_second(env: VdirEnv) -> None:
+    env.write("a", "x.vcf", card("Ann X", "u1"))
+    env.write("a", "y.vcf", card("Ann Y", "u1"))
+    env.write("a", "z.vcf", card("Zed", "u2"))
+    r = env.sync("a")
+    assert r.status == "ok"
+    assert r.counts["create in hub"] == 2
+    [err] = r.entities["contact"].errors
+    assert "UID u1 is already used by" in err and "fix:" in err
+    [q] = env.hub.quarantined("a")
+    linked = env.hub.archive("a", "contact")["u1"].spoke_ref
+    assert {q["ref"], linked} == {"x.vcf", "y.vcf"}
+    names = {"x.vcf": "Ann X", "y.vcf": "Ann Y"}
+    assert env.hub_records() == {"u1": {"name": names[linked]}, "u2": {"name": "Zed"}}
+    env.sync_all()
+    assert set(env.cards("b")) == {"u1", "u2"}
+    assert env.cards("b")["u1"]["name"] == names[linked]
