@@ -424,9 +424,6 @@ def test_crash_after_spoke_update_then_newer_hub_edit_is_not_a_conflict(
     assert env.conflicts() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: two new files with one UID in the same chunk both become 'create in hub' "
-    "with that id; the later silently overwrites the earlier in the hub and the archive"))
 def test_two_files_with_one_uid_in_a_single_run_quarantine_the_second(env: VdirEnv) -> None:
     env.write("a", "x.vcf", card("Ann X", "u1"))
     env.write("a", "y.vcf", card("Ann Y", "u1"))
