@@ -48,10 +48,13 @@ class EngineMachine(RuleBasedStateMachine):
         self.mtime_floor = time.time_ns()
 
     @initialize(auth_a=st.sampled_from(["hub", "spoke", "newest"]),
-                auth_b=st.sampled_from(["hub", "spoke", "newest"]))
-    def setup(self, auth_a: str, auth_b: str) -> None:
+                auth_b=st.sampled_from(["hub", "spoke", "newest"]),
+                batch=st.sampled_from([1000, 2]))
+    def setup(self, auth_a: str, auth_b: str, batch: int) -> None:
+        """Random authorities per link; small batches exercise the chunked paths."""
         self.env = VdirEnv(self.tmp, f"sqlite:///{self.tmp / 'hub.db'}",
-                           {"a": {"authority": auth_a}, "b": {"authority": auth_b}})
+                           {"a": {"authority": auth_a}, "b": {"authority": auth_b}},
+                           batch_size=batch)
 
     # -- helpers ----------------------------------------------------------------------
     def held(self, side: str) -> dict[str, dict[str, Any]]:
