@@ -183,22 +183,67 @@ class EngineMachine(RuleBasedStateMachine):
         assert b == hub, "folder b and the hub disagree"
         assert env.hub.quarantined() == []
 
+        self.check_nothing_lost([hub])
+
+    def check_nothing_lost(self, finals: list[dict[str, dict[str, Any]]]) -> None:
+        """Every value written is in a final state, was knowingly replaced, or is kept."""
+        assert self.env is not None
         kept: dict[str, list[dict[str, Any]]] = {}
-        for c in env.hub.conflicts(open_only=False):
+        for c in self.env.hub.conflicts(open_only=False):
             kept.setdefault(c["hub_id"], []).append(json.loads(c["kept"]))
         lost = []
         for uid, f, v, side, step in self.writes:
             if (uid, f, json.dumps(v)) in self.superseded:
                 continue
-            if hub.get(uid, {}).get(f) == v:
+            if any(final.get(uid, {}).get(f) == v for final in finals):
                 continue
             if any(k.get(f) == v for k in kept.get(uid, [])):
                 continue
-            lost.append((uid, f, v, side, step, hub.get(uid)))
-        assert not lost, f"edits lost (uid, field, value, side, step, final): {lost}"
+            lost.append((uid, f, v, side, step, [final.get(uid) for final in finals]))
+        assert not lost, f"edits lost (uid, field, value, side, step, finals): {lost}"
 
 
 EngineMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=30, deadline=None,
+    max_examples=50, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_engine_never_loses_an_edit = EngineMachine.TestCase
+
+
+class OneWayMachine(EngineMachine):
+    """The same writers over a pipeline: folder a --pull--> hub --push--> folder b.
+
+    Hub edits never reach a (pending); b's edits to hub records are overwritten by the hub
+    (their values kept as conflicts); records created in b are not carried. At the end b holds
+    exactly the hub's records (plus its own), and no value written anywhere is lost.
+    """
+
+    @initialize(auth_a=st.sampled_from(["hub", "spoke", "newest"]), batch=st.sampled_from([1000, 2]))
+    def setup(self, auth_a: str, batch: int) -> None:  # type: ignore[override]
+        self.env = VdirEnv(self.tmp, f"sqlite:///{self.tmp / 'hub.db'}",
+                           {"a": {"direction": "pull", "authority": auth_a},
+                            "b": {"direction": "push"}}, batch_size=batch)
+
+    def check_final(self) -> None:
+        env = self.env
+        assert env is not None
+        for _ in range(3):
+            for link in LINKS:
+                assert env.sync(link, confirm_deletes=True).status == "ok"
+        moving = [{k: v for k, v in env.sync(link, confirm_deletes=True).counts.items()
+                   if k != "pending"} for link in LINKS]
+        assert moving == [{}, {}], f"still moving after the final syncs: {moving}"
+        hub, a, b = self.held("hub"), self.held("a"), self.held("b")
+        assert {u: b[u] for u in hub if u in b} == hub, "folder b differs from the hub"
+        # records only in b were created there (a push link does not carry them): no value
+        # that another side wrote, and still held, may end up only in b
+        elsewhere = {u for u, f, v, side, _ in self.writes
+                     if side != "b" and (u, f, json.dumps(v)) not in self.superseded}
+        assert not (set(b) - set(hub)) & elsewhere, "records written elsewhere are only in b"
+        assert env.hub.quarantined() == []
+        self.check_nothing_lost([hub, a, b])
+
+
+OneWayMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+test_one_way_pipeline_never_loses_an_edit = OneWayMachine.TestCase
