@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CONCORD_SYSTEM_PACKAGES="postgresql chromium" ./scripts/setup.sh
 .venv/bin/ruff check src tests bench
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

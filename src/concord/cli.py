@@ -168,7 +168,7 @@ def status(link: Annotated[str | None, typer.Argument()] = None,
     """The status light of each link: green in sync, blue syncing, red with the reason and the fix."""
     cfg, hub = _load(config)
     names = [link] if link else list(cfg.links)
-    statuses = [link_status(hub, n) for n in names]
+    statuses = [link_status(hub, n, cfg.links.get(n)) for n in names]
     if as_json:
         out = [s.as_dict() for s in statuses]
         if details:

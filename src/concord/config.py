@@ -33,6 +33,9 @@ class EntityConfig(BaseModel):
     values: dict[str, dict[str, str]] = Field(default_factory=dict)
     #: hub field -> allowed values; a record whose value is not listed is not synced.
     filter: dict[str, list[Any]] = Field(default_factory=dict)
+    #: hub field -> values for which the record is taken off the spoke while the hub keeps
+    #: it (a cancelled event's appointment is deleted from the calendar).
+    remove_when: dict[str, list[Any]] = Field(default_factory=dict)
     #: reference field -> entity type referenced (defaults from the connector).
     refs: dict[str, str] | None = None
     #: the delete guard: hold a plan deleting more than this share of a side...

@@ -81,6 +81,16 @@ def pending_count(hub: Hub, link: str, entity: str, direction: str) -> int:
         return int(conn.execute(q).scalar_one())
 
 
+def pending_oldest(hub: Hub, link: str, entity: str, direction: str) -> float | None:
+    """When the oldest change still waiting for this link was made (None: nothing waits)."""
+    r = s.records.c
+    q = (select(func.min(r.updated_at)).select_from(_joined(link))
+         .where(r.tenant == hub.tenant, r.entity == entity, _pending_clause(direction)))
+    with hub.engine.connect() as conn:
+        got = conn.execute(q).scalar()
+    return float(got) if got is not None else None
+
+
 def pending_ids(hub: Hub, links: Mapping[str, Any], entity: str,
                 ids: Iterable[str]) -> dict[str, list[str]]:
     """For the given record ids: id -> names of the links it is pending for."""

@@ -30,14 +30,20 @@ def test_sync_button_light_pending_badge_and_conflict(page: Any, make_service: A
                                                       tmp_path: Path) -> None:
     gate = threading.Event()
 
-    def gated(*a: Any, **kw: Any) -> Any:  # the real engine, held until the test has looked
-        gate.wait(20)
-        return sync_link(*a, **kw)
+    def gated(*a: Any, **kw: Any) -> Any:
+        """The real engine, held after its first committed batch until the test has looked."""
+        def progress(entity: str, done: int, total: int) -> None:
+            if done < total:
+                gate.wait(20)
+        return sync_link(*a, progress=progress, **kw)
 
     folder = tmp_path / "office"
     write_vcard(folder, "c1", "Acme Pty")
     write_vcard(folder, "c2", "Beta Ltd")
+    for i in range(3, 301):
+        write_vcard(folder, f"c{i}", f"Client {i}")
     cfg = vdir_config(f"sqlite:///{tmp_path / 'hub.db'}", folder)
+    cfg.links["office"].batch_size = 100
     svc = make_service(cfg, sync_fn=gated, push_on_write=False)
     sign_in(page, svc, "admin")
 
@@ -53,6 +59,10 @@ def test_sync_button_light_pending_badge_and_conflict(page: Any, make_service: A
     expect(button).to_be_disabled()
     expect(button).to_have_text("Syncing…")
     expect(page.locator("#link-office")).to_have_attribute("data-color", "blue")
+    # The first migration's progress: one batch of three committed, then held.
+    expect(page.locator("#link-office .reason")).to_contain_text("first migration in progress")
+    expect(page.locator("#link-office progress")).to_have_attribute("max", "300")
+    expect(page.locator("#link-office .eta")).to_contain_text("100 of 300")
     gate.set()
     expect(page.locator("#link-office")).to_have_attribute("data-color", "green")
     expect(page.locator("#link-office button[data-entity=client]")).to_be_enabled()
@@ -102,5 +112,17 @@ def test_standard_user_sees_only_the_client_sync(page: Any, make_service: Any,
     expect(card.locator("button.sync")).to_have_count(1)
     expect(card.locator("button.sync")).to_have_text("Sync Clients")
     expect(card.locator("button.link-action")).to_have_count(0)
+    expect(card.locator("button[data-entity=all]")).to_have_count(0)  # admin only
+    # From the client list any user may sync it (the link was activated by an administrator).
+    svc.hub.set_link("office", "vdir", state="active")
+    page.goto(svc.url + "/records/client")
+    button = page.locator("#list-sync-client button")
+    expect(button).to_have_text("Sync")
+    button.click()
+    expect(page.locator("#list-sync-client button")).to_be_disabled()
+    expect(page.locator("#list-sync-client button")).to_have_text("Syncing…")
+    page.goto(svc.url + "/records/staff")
+    expect(page.locator("#list-sync-staff button")).to_have_count(0)  # staff: admin only
     page.goto(svc.url + "/activity")
     expect(page.locator("h1")).to_have_text("Activity")
+    expect(page.locator("table.activity")).to_contain_text("sync requested")

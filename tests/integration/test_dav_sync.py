@@ -230,3 +230,90 @@ def test_unreachable_server_does_not_stop_other_links(radicale_server: DavServer
     row = hub.link_row("dead")
     assert row is not None and "cannot reach" in (row["last_error"] or "")
 
+
+
+def test_cancelled_event_leaves_the_calendar_completed_is_not_synced(
+        radicale_server: DavServer, hub: Hub) -> None:
+    """Seed 003: an appointment whose event is cancelled is deleted from the calendar (the
+    hub keeps the cancelled event); completing an event does not touch the appointment."""
+    srv = radicale_server
+    coll = srv.new_collection("calendar")
+    statuses = {"Confirmed": "CONFIRMED", "Tentative": "TENTATIVE", "Completed": "CONFIRMED"}
+    cfg = link(srv, "caldav", "event", coll, values={"status": statuses},
+               remove_when={"status": ["Cancelled"]})
+    for eid in ("e-cancel", "e-done"):
+        hub.put("event", eid, {"summary": f"Meeting {eid}", "start": "2026-08-03T14:00:00Z",
+                               "end": "2026-08-03T15:00:00Z", "all_day": False,
+                               "status": "Confirmed"})
+    assert sync_link(hub, cfg).ok
+    base = httpx.URL(coll).path
+    before = server_hrefs(srv, coll)
+    assert set(before) == {f"{base}e-cancel.ics", f"{base}e-done.ics"}
+    for eid, status in (("e-cancel", "Cancelled"), ("e-done", "Completed")):
+        rec = hub.get("event", eid)
+        assert rec is not None
+        hub.put("event", eid, {**rec.fields, "status": status})
+    r = sync_link(hub, cfg)
+    assert r.ok, r.message
+    after = server_hrefs(srv, coll)
+    assert set(after) == {f"{base}e-done.ics"}
+    assert after[f"{base}e-done.ics"] == before[f"{base}e-done.ics"]  # untouched
+    cancelled, done = hub.get("event", "e-cancel"), hub.get("event", "e-done")
+    assert cancelled is not None and not cancelled.deleted
+    assert cancelled.fields["status"] == "Cancelled"
+    assert done is not None and done.fields["status"] == "Completed"
+    # the next runs neither re-create the appointment nor delete the hub event
+    assert sync_link(hub, cfg).ok and sync_link(hub, cfg).ok
+    assert set(server_hrefs(srv, coll)) == {f"{base}e-done.ics"}
+    again = hub.get("event", "e-cancel")
+    assert again is not None and not again.deleted
+
+
+def test_first_migration_quarantines_a_bad_card_and_takes_the_rest(
+        radicale_server: DavServer, hub: Hub) -> None:
+    """An existing address book with one card Concord cannot read: the others reach the
+    hub, the bad one is quarantined under its href, and fixing it on the server heals it."""
+    srv = radicale_server
+    coll = srv.new_collection("addressbook")
+    base = httpx.URL(coll).path
+    for n in range(25):
+        put_raw(srv, f"{base}m{n}.vcf", f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:m{n}\r\nFN:Moe {n}\r\n"
+                "END:VCARD\r\n", None, "text/vcard")
+    bad = "BEGIN:VCARD\r\nVERSION:5.0\r\nUID:bad\r\nFN:Five\r\nEND:VCARD\r\n"
+    put_raw(srv, f"{base}bad.vcf", bad, None, "text/vcard")
+    cfg = link(srv, "carddav", "contact", coll)
+    r = sync_link(hub, cfg)
+    assert r.ok, r.message
+    assert {rec.id for rec in hub.list_records("contact", limit=100)} == {f"m{n}" for n in range(25)}
+    q = hub.quarantined("carddav-contact")
+    assert len(q) == 1 and q[0]["ref"] == f"{base}bad.vcf"
+    assert f"{base}bad.vcf" in q[0]["error"] and "VERSION" in q[0]["error"]
+    etag = server_hrefs(srv, coll)[f"{base}bad.vcf"]
+    put_raw(srv, f"{base}bad.vcf", bad.replace("VERSION:5.0", "VERSION:3.0"), etag, "text/vcard")
+    assert sync_link(hub, cfg).ok
+    healed = hub.get("contact", "bad")
+    assert healed is not None and healed.fields["name"] == "Five"
+    assert hub.quarantined("carddav-contact") == []
+
+
+def test_contact_refers_to_its_client_both_ways(radicale_server: DavServer, hub: Hub) -> None:
+    """Clients and contacts in two address books on one link: a contact's client travels as
+    the href of the client's card and comes back as the hub id."""
+    srv = radicale_server
+    clients, contacts = srv.new_collection("addressbook"), srv.new_collection("addressbook")
+    cfg = LinkConfig(name="book", connector="carddav", options={
+        "url": srv.url + srv.principal, "username": srv.username, "password": srv.password,
+        "collections": {"client": clients, "contact": contacts}},
+        entities={"client": EntityConfig(), "contact": EntityConfig(refs={"client": "client"})})
+    hub.put("client", "acme", {"name": "Acme Ltd", "org": "Acme Ltd", "kind": "org"})
+    hub.put("contact", "ann", {"name": "Ann Acme"}, {"client": "acme"})
+    assert sync_link(hub, cfg).ok
+    client_href = httpx.URL(clients).path + "acme.vcf"
+    ann = server_text(srv, httpx.URL(contacts).path + "ann.vcf") or ""
+    assert f"X-CONCORD-CLIENT:{client_href}" in ann
+    # a contact made at the server, pointing at the same client
+    put_raw(srv, httpx.URL(contacts).path + "bob.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bob\r\n"
+            f"FN:Bob Acme\r\nX-CONCORD-CLIENT:{client_href}\r\nEND:VCARD\r\n", None, "text/vcard")
+    assert sync_link(hub, cfg).ok
+    bob = hub.get("contact", "bob")
+    assert bob is not None and bob.refs == {"client": "acme"}

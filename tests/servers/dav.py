@@ -51,7 +51,8 @@ class DavServer:
     def new_collection(self, kind: str) -> str:
         """Create an empty address book (``kind="addressbook"``) or calendar
         (``kind="calendar"``) with extended MKCOL; returns its absolute URL."""
-        path = f"{self.home}{kind}-{uuid.uuid4().hex[:12]}/"
+        home = self.extra.get(f"{kind}_home", self.home)
+        path = f"{home}{kind}-{uuid.uuid4().hex[:12]}/"
         if kind == "addressbook":
             rtype = '<resourcetype><collection/><CR:addressbook/></resourcetype>'
             comps = ""
@@ -140,7 +141,8 @@ def start_xandikos(base: Path) -> tuple[subprocess.Popen[bytes], DavServer]:
     )
     wait_for_port(port, proc, log)
     server = DavServer("xandikos", f"http://127.0.0.1:{port}", None, None,
-                       "/user/", "/user/calendars/", proc.pid, base)
+                       "/user/", "/user/calendars/", proc.pid, base,
+                       {"addressbook_home": "/user/contacts/"})
     return proc, server
 
 

@@ -65,7 +65,7 @@ def test_every_route_needs_a_token_with_its_scope(service: Served) -> None:
             assert scope in r.json()["detail"]
 
 
-def test_standard_user_syncs_clients_but_not_jobs(make_service, hub_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_standard_user_syncs_clients_but_not_jobs(hub_url, make_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.service.conftest import vdir_config
 
     cfg = vdir_config(hub_url, tmp_path / "office")
@@ -74,7 +74,9 @@ def test_standard_user_syncs_clients_but_not_jobs(make_service, hub_url, tmp_pat
     with svc.client("records:read", "sync:run") as std, svc.client("admin") as admin:
         r = std.post("/api/v1/links/office/sync/client")
         assert r.status_code == 409 and "administrator must activate" in r.json()["detail"]
-        assert admin.post("/api/v1/links/office/activate").json()["status"]["state"] == "active"
+        act = admin.post("/api/v1/links/office/activate").json()
+        assert act["changed"] and act["link"]["status"]["state"] == "active"
+        assert not admin.post("/api/v1/links/office/activate").json()["changed"]
         assert std.post("/api/v1/links/office/sync/client").status_code == 202
         r = std.post("/api/v1/links/office/sync/staff")
         assert r.status_code == 403 and "admin" in r.json()["detail"]
@@ -102,7 +104,7 @@ def test_tokens_are_hashed_and_revocable(service: Served) -> None:
     assert not revoke_token(service.hub, tid)  # already revoked
 
 
-def test_link_secrets_are_masked_and_never_logged(make_service, hub_url, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_link_secrets_are_masked_and_never_logged(hub_url, make_service, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     from tests.service.conftest import vdir_config
     from tests.service.restspoke import RestSpoke
 

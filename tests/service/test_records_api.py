@@ -37,6 +37,10 @@ def test_create_read_update_delete_with_etags(service: Served) -> None:
         assert r.status_code == 404 and "deleted" in r.json()["detail"]
         assert c.get("/api/v1/records/client/nope").status_code == 404
         assert c.get("/api/v1/records/planet").status_code == 422
+        # Bad input is refused with the key and the fix; nothing is written.
+        r = c.post("/api/v1/records/client", json={"id": "big", "fields": {"fee": 2**70}})
+        assert r.status_code == 422 and "fields.fee" in r.text and "string" in r.text
+        assert c.get("/api/v1/records/client/big").status_code == 404
 
 
 def test_list_pages_and_filters(service: Served) -> None:
@@ -69,3 +73,25 @@ def test_pending_sync_is_derived_and_clears_after_the_push(service: Served, tmp_
         assert r.status_code == 202 and r.json()["links"] == ["office"]
         wait_for(lambda: c.get("/api/v1/records/client", params={"filter": "name=Beta"})
                  .json()["total"] == 1, what="the office edit to arrive")
+
+
+def test_concurrent_writers_with_the_same_etag_one_wins(service: Served) -> None:
+    """Eight editors read the same version and save at once: exactly one edit is applied,
+    the other seven are told to re-read (412); none is silently overwritten."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with service.client("records:read", "records:write") as c:
+        tag = c.post("/api/v1/records/client", json={"id": "race", "fields": {"name": "v0"}}
+                     ).headers["etag"]
+
+    def save(i: int) -> int:
+        with service.client("records:read", "records:write") as c:
+            return c.put("/api/v1/records/client/race", json={"fields": {"name": f"v{i + 1}"}},
+                         headers={"If-Match": tag}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(save, range(8)))
+    assert codes == [200] + [412] * 7
+    with service.client("records:read") as c:
+        final = c.get("/api/v1/records/client/race").json()
+    assert final["fields"]["name"] in {f"v{i}" for i in range(1, 9)}

@@ -13,7 +13,7 @@ from tests.service.conftest import Served, vdir_config, wait_for, write_vcard
 from tests.service.restspoke import RestSpoke
 
 
-def test_manual_sync_is_not_started_twice_and_is_logged(make_service, hub_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_manual_sync_is_not_started_twice_and_is_logged(hub_url, make_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     gate = threading.Event()
 
     def gated(*a: Any, **kw: Any) -> Any:  # the real engine, held until the test lets it go
@@ -45,8 +45,8 @@ def test_manual_sync_is_not_started_twice_and_is_logged(make_service, hub_url, t
         assert done["outcome"] == "ok" and "3" in done["detail"] and "user-" in done["actor"]
 
 
-def test_rate_limit_pauses_until_then_resumes_by_itself(make_service, hub_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with RestSpoke(retry_after=1) as spoke:
+def test_rate_limit_pauses_until_then_resumes_by_itself(hub_url, make_service, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with RestSpoke(retry_after=2) as spoke:
         spoke.records["job"] = [{"id": "J1", "version": "1", "fields": {"name": "Audit 2026"}}]
         spoke.limited = 1
         cfg = vdir_config(hub_url, tmp_path / "office", saas={
@@ -92,6 +92,19 @@ def test_conflict_resolved_by_choosing_a_side(service: Served, tmp_path: Path) -
         log = c.get("/api/v1/activity").json()
         assert any("conflict" in a["action"] for a in log)
 
+        # Both sides edited again: this time resolved with merged values.
+        cur = service.hub.get("client", rec.id)
+        assert cur is not None
+        sync_link(service.hub, cfg)
+        service.hub.put("client", rec.id, {**cur.fields, "name": "Acme Hub 2"})
+        write_vcard(folder, "c1", "Acme Office 2")
+        sync_link(service.hub, cfg)
+        (k,) = c.get("/api/v1/conflicts").json()
+        r = c.post(f"/api/v1/conflicts/{k['id']}/resolve",
+                   json={"fields": {"name": "Acme Merged Pty"}})
+        assert r.status_code == 200 and "merged" in r.json()["resolution"]
+        assert c.get(f"/api/v1/records/client/{rec.id}").json()["fields"]["name"] == "Acme Merged Pty"
+
 
 def test_metrics_in_prometheus_format(service: Served, tmp_path: Path) -> None:
     write_vcard(tmp_path / "office", "c1", "Acme")
@@ -102,5 +115,8 @@ def test_metrics_in_prometheus_format(service: Served, tmp_path: Path) -> None:
     assert 'concord_runs_total{link="office",entity="client",status="ok"} 1' in text
     assert 'concord_records_synced_total{link="office",entity="client"}' in text
     assert 'concord_pending_records{link="office",entity="client"} 1' in text
+    lag = next(line for line in text.splitlines()
+               if line.startswith('concord_lag_seconds{link="office",entity="client"}'))
+    assert float(lag.split()[-1]) > 0
     assert 'concord_link_up{link="office"} 1' in text
     assert "# TYPE concord_conflicts_open gauge" in text

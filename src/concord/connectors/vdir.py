@@ -8,9 +8,14 @@ check the expected version first; properties Concord does not map are kept as th
 
 from __future__ import annotations
 
+import atexit
+import builtins
+import multiprocessing
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from concord.connectors.base import Capabilities, Connector, ConnectorOptions, Item, ItemError
@@ -50,17 +55,33 @@ class VdirConnector(Connector):
     _version = staticmethod(lambda st: _version(st))
 
     def list(self, entity: str) -> Iterator[tuple[str, str]]:
+        listed = self._scan_folder()
+        if len(listed) >= 4 * PARALLEL_FROM:
+            _start_pool()  # a big folder: parse files on the other cores as well
+        return iter(listed)
+
+    def _scan_folder(self) -> builtins.list[tuple[str, str]]:
+        out: builtins.list[tuple[str, str]] = []
         ext = self.ext
         with os.scandir(self.root) as it:
             for e in it:
                 if e.name.endswith(ext) and not e.name.startswith("."):
                     try:
-                        yield e.name, self._version(e.stat())
+                        out.append((e.name, _version(e.stat())))
                     except FileNotFoundError:
                         continue
+        return out
 
     def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
-        return _read_many(str(self.root), refs)
+        pool = _POOL if len(refs) >= PARALLEL_FROM else None
+        if pool is None:
+            return _read_many(str(self.root), refs)
+        step = -(-len(refs) // (2 * _WORKERS))
+        parts = [refs[i:i + step] for i in range(0, len(refs), step)]
+        out: builtins.list[Item | ItemError] = []
+        for part in pool.map(_read_many, [str(self.root)] * len(parts), parts):
+            out.extend(part)
+        return out
 
     # -- writing -------------------------------------------------------------------
     def _path(self, ref: str) -> Path:
@@ -157,3 +178,18 @@ def _read_many(folder: str, refs: Sequence[str]) -> list[Item | ItemError]:
 def _version(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}-{st.st_ino}-{st.st_size}"
 
+
+
+#: batches of at least this many files are parsed by worker processes, where a pool runs
+PARALLEL_FROM = 500
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_POOL: ProcessPoolExecutor | None = None
+
+
+def _start_pool() -> None:
+    """Start the parsing workers once, from a process with no other thread yet (forking
+    beside running threads is not safe), and only where there is more than one core."""
+    global _POOL
+    if _POOL is None and _WORKERS > 1 and threading.active_count() == 1:
+        _POOL = ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"))
+        atexit.register(_POOL.shutdown)

@@ -112,12 +112,22 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
                                      "held_reason": " ".join(held) or None}
         if result.status == "ok":
             values["last_error"] = None
-            if set(wanted) == set(link.entities):
+            # migrated once every entity of the link has finished a first run, whether in
+            # one run of them all or entity by entity (manual syncs per entity type)
+            if all(hub.has_synced(name, e) for e in link.entities):
                 values["migrated"] = True
         hub.set_link(name, **values)
     if run_id is not None:
-        _finish(hub, run_id, result)
+        if trigger in QUIET_TRIGGERS and result.status == "ok" and not result.counts:
+            hub.delete_run(run_id)  # a background run that found nothing leaves no journal row
+            result.run_id = None
+        else:
+            _finish(hub, run_id, result)
     return result
+
+
+#: triggers whose no-op runs are not journalled (they run every second or so)
+QUIET_TRIGGERS = frozenset({"schedule", "watch", "notify"})
 
 
 def _finish(hub: Hub, run_id: int, result: RunResult) -> None:

@@ -198,6 +198,19 @@ def decide(hub_state: State, spoke_state: State, *, hub: Content | None, spoke: 
     return Decision("nothing")
 
 
+def decide_removed(spoke_state: State, spoke: Content | None, *, direction: str) -> Decision:
+    """The hub record now matches the link's ``remove_when`` (a cancelled event): take it off
+    the spoke and forget the link, keep it in the hub. A spoke edit made meanwhile is kept
+    in the conflicts log."""
+    if spoke_state == "deleted":
+        return Decision("forget both", forget=True)
+    if direction == "pull":
+        return Decision("pending: removal not carried by a pull link", pending=True)
+    notes = ([ConflictNote("overwrite", sorted(_flat(spoke)), "hub", _flat(spoke))]
+             if spoke_state == "changed" and spoke is not None else [])
+    return Decision("remove from spoke", spoke_delete=True, forget=True, conflicts=notes)
+
+
 def decide_new_both(hub: Content, spoke: Content, *, direction: str, authority: str,
                     hub_newer: bool = False) -> Decision:
     """New on both sides with the same identity (UID, key): equal -> link them; else the

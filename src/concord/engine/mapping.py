@@ -32,6 +32,7 @@ class Mapping:
                 back.setdefault(sv, hv)
             self.reverse[hf] = back
         self.filter = {k: {str(x) for x in v} for k, v in cfg.filter.items()}
+        self.remove_when = {k: {str(x) for x in v} for k, v in cfg.remove_when.items()}
         self.hub_names: frozenset[str] | None = (
             frozenset(self.fields) if self.fields is not None else None)
 
@@ -54,9 +55,14 @@ class Mapping:
         out.update({k: v for k, v in new.items() if v is not None})
         return out
 
+    def removed(self, hub_fields: Fields) -> bool:
+        """Does the record match ``remove_when`` (to be taken off the spoke)?"""
+        return any(hub_fields.get(k) is not None and str(hub_fields[k]) in vals
+                   for k, vals in self.remove_when.items())
+
     def passes(self, hub_fields: Fields) -> bool:
         """Filters and value maps: False means this record is not synced over this link."""
-        if not self._filter_ok(hub_fields):
+        if not self._filter_ok(hub_fields) or self.removed(hub_fields):
             return False
         for hf, table in self.values.items():
             v = hub_fields.get(hf)

@@ -14,11 +14,18 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from concord.config import LinkConfig
 from concord.connectors.base import Connector, Item, ItemError, WriteOp, WriteResult
-from concord.engine.decide import Content, Decision, State, decide, decide_new_both
+from concord.engine.decide import (
+    Content,
+    Decision,
+    State,
+    decide,
+    decide_new_both,
+    decide_removed,
+)
 from concord.engine.mapping import Mapping
 from concord.errors import ConcordError, PreconditionFailed, TransientError
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
@@ -232,10 +239,13 @@ class EntitySync:
                         f"{self.entity} --confirm-deletes` to apply.")
         return None
 
-    def _hub_state(self, rec: Record | None, arch: ArchiveRow | None) -> tuple[State, Content | None]:
+    def _hub_state(self, rec: Record | None, arch: ArchiveRow | None
+                   ) -> tuple[State | Literal["removed"], Content | None]:
         if rec is None or rec.deleted:
             return ("deleted" if arch is not None else "absent"), None
         proj = self.map.project(rec.fields, rec.refs)
+        if arch is not None and self.map.removed(rec.fields):
+            return "removed", None
         if not self.map.passes(rec.fields):
             return ("absent" if arch is None else "unchanged"), None
         if arch is None:
@@ -286,7 +296,9 @@ class EntitySync:
                 base = load_content(arch.base)
                 content = (self.map.settle(content[0], base[0]), content[1])
                 ss: State = "unchanged" if self._hash(content) == arch.hash else "changed"
-                if hs == "unchanged" and ss == "unchanged":  # touched, not changed
+                if hs == "removed":
+                    d = decide_removed(ss, content, direction=self.cfg.direction)
+                elif hs == "unchanged" and ss == "unchanged":  # touched, not changed
                     d = Decision("version only", base=base)
                 else:
                     d = decide(hs, ss, hub=hub_c, spoke=content, base=base,
@@ -340,8 +352,11 @@ class EntitySync:
             if hs in ("unchanged", "absent") and ss in ("unchanged", "absent"):
                 continue
             base = load_content(arch.base) if arch else None
-            d = decide(hs, ss, hub=hub_c, spoke=None, base=base, direction=self.cfg.direction,
-                       authority=self.cfg.authority)
+            if hs == "removed":
+                d = decide_removed(ss, None, direction=self.cfg.direction)
+            else:
+                d = decide(hs, ss, hub=hub_c, spoke=None, base=base,
+                           direction=self.cfg.direction, authority=self.cfg.authority)
             cases.append(_Case(hub_id, arch, rec, None, arch.spoke_version if arch else None, d))
         self.handled.update(ids)
         self._seqs = seqs
@@ -403,7 +418,6 @@ class EntitySync:
             if not c.decision.is_noop and len(res.plan) < self.PLAN_LINES_KEPT:
                 res.plan.append(PlanLine(c.decision.label, c.hub_id,
                                          c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None)))
-            res.counts[c.decision.label] += 0
         if self.dry_run:
             for c in cases:
                 if not c.decision.is_noop:

@@ -24,9 +24,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from concord.errors import HubError, LinkLocked
 from concord.hub import schema as s
-from concord.records import Record, canonical, content_hash
+from concord.records import Record, canonical, hash_text
 
 DEFAULT_URL = "sqlite:///concord.db"
+_RECORD_COLS = ("tenant", "entity", "id", "seq", "hash", "deleted", "data", "updated_at", "updated_by")
+_ARCHIVE_COLS = ("tenant", "link", "entity", "hub_id", "spoke_ref", "spoke_version", "hash", "base",
+                 "synced_at")
 
 
 def make_engine(url: str) -> Engine:
@@ -69,25 +72,31 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def upsert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE for many rows. Large batches go straight to the
-    driver's executemany (SQLAlchemy's per-row parameter processing costs more than the
-    database's own work for the hub's plain columns)."""
+    """INSERT ... ON CONFLICT DO UPDATE for many rows (dicts with the same keys)."""
     if not rows:
         return
-    if len(rows) >= 50 and conn.dialect.name in ("sqlite", "postgresql"):
-        cols = list(rows[0])
+    cols = list(rows[0])
+    upsert_rows(conn, table, cols, [tuple(r[c] for c in cols) for r in rows], keys)
+
+
+def upsert_rows(conn: Connection, table: Any, cols: Sequence[str], rows: Sequence[tuple[Any, ...]],
+                keys: Sequence[str]) -> None:
+    """The same for rows as tuples in ``cols`` order. On SQLite and PostgreSQL this goes
+    straight to the driver's executemany: SQLAlchemy's per-row parameter processing costs more
+    than the database's own work for the hub's plain columns."""
+    if not rows:
+        return
+    if conn.dialect.name in ("sqlite", "postgresql"):
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
         sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
-        conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
+        conn.exec_driver_sql(sql, list(rows))
         return
     stmt = _insert(conn, table)
-    cols = [c for c in rows[0] if c not in keys]
     stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
-    )
-    conn.execute(stmt, list(rows))
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols if c not in keys})
+    conn.execute(stmt, [dict(zip(cols, r, strict=True)) for r in rows])
 
 
 def load_content(data: str) -> tuple[dict[str, Any], dict[str, str | None]]:
@@ -192,17 +201,17 @@ class Hub:
         rows = []
         out = []
         tombstones: list[RecordWrite] = []
+        tenant = self.tenant
         for i, w in enumerate(writes):
             if w.deleted:
                 tombstones.append(w)
                 continue
-            data = w.data or canonical(w.fields, w.refs)
-            h = w.hash or content_hash(w.fields, w.refs)
-            rows.append({"tenant": self.tenant, "entity": w.entity, "id": w.id, "seq": first + i,
-                         "hash": h, "deleted": False, "data": data, "updated_at": now,
-                         "updated_by": by})
+            if w.data is None or w.hash is None:
+                w.data = canonical(w.fields, w.refs)
+                w.hash = hash_text(w.data)
+            rows.append((tenant, w.entity, w.id, first + i, w.hash, False, w.data, now, by))
             out.append(Record(w.entity, w.id, w.fields, w.refs, False, first + i, now))
-        upsert(conn, s.records, rows, ("tenant", "entity", "id"))
+        upsert_rows(conn, s.records, _RECORD_COLS, rows, ("tenant", "entity", "id"))
         if tombstones:
             seq_of = {(w.entity, w.id): first + i for i, w in enumerate(writes) if w.deleted}
             conn.execute(
@@ -372,11 +381,10 @@ class Hub:
         if not rows:
             return
         now = time.time()
-        upsert(conn, s.archive, [
-            {"tenant": self.tenant, "link": link, "entity": entity, "hub_id": r.hub_id,
-             "spoke_ref": r.spoke_ref, "spoke_version": r.spoke_version, "hash": r.hash,
-             "base": r.base, "synced_at": now} for r in rows
-        ], ("tenant", "link", "entity", "hub_id"))
+        t = self.tenant
+        upsert_rows(conn, s.archive, _ARCHIVE_COLS, [
+            (t, link, entity, r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base, now)
+            for r in rows], ("tenant", "link", "entity", "hub_id"))
 
     def drop_archive(self, conn: Connection, link: str, entity: str, hub_ids: Sequence[str]) -> None:
         c = s.archive.c
@@ -393,6 +401,15 @@ class Hub:
             return Checkpoint()
         return Checkpoint(int(row.hub_seq), row.spoke_token,
                           json.loads(row.progress) if row.progress else None)
+
+    def has_synced(self, link: str, entity: str) -> bool:
+        """Has ``entity`` finished a first run over ``link`` (checkpoint saved, no migration
+        in progress)?"""
+        c = s.checkpoints.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(c.progress).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity)).first()
+        return row is not None and row.progress is None
 
     def save_checkpoint(self, conn: Connection, link: str, entity: str, cp: Checkpoint) -> None:
         upsert(conn, s.checkpoints, [{
@@ -497,6 +514,10 @@ class Hub:
             values["counts"] = json.dumps(values["counts"])
         with self.begin() as conn:
             conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+
+    def delete_run(self, run_id: int) -> None:
+        with self.begin() as conn:
+            conn.execute(delete(s.runs).where(s.runs.c.id == run_id))
 
     def runs(self, link: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         c = s.runs.c

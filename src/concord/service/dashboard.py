@@ -60,10 +60,26 @@ def _login_redirect() -> RedirectResponse:
     return RedirectResponse("/login", status_code=303)
 
 
+_UI_FIXES = (("`concord sync", "press Sync below (or run {cmd})"),
+             ("`concord link resume", "press Resume below (or run {cmd})"),
+             ("`concord link activate", "press Activate below (or run {cmd})"))
+
+
+def _ui_fix(fix: str) -> str:
+    """The shared fix names a CLI command; on the dashboard, name the button first."""
+    for marker, text in _UI_FIXES:
+        start = fix.find(marker)
+        if start >= 0:
+            end = fix.find("`", start + 1)
+            return text.format(cmd=fix[start:end + 1]) + fix[end + 1:]
+    return fix
+
+
 def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None) -> dict[str, Any]:
     cfg = st.links[name]
     busy = st.scheduler.busy(name)
     status = status_out(st, name)
+    status.fix = _ui_fix(status.fix)
     running = set(status.running) | set(status.queued) | set(busy)
     buttons = []
     for entity in (e for e in ENTITY_TYPES if e in directions(cfg)):
@@ -71,6 +87,8 @@ def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None
             continue
         syncing = entity in running or "all" in running
         buttons.append({"entity": entity, "label": f"Sync {LABELS[entity]}", "syncing": syncing})
+    if p.has("admin") and len(directions(cfg)) > 1:  # the whole link: its first migration
+        buttons.append({"entity": "all", "label": "Sync All", "syncing": bool(running)})
     actions: list[tuple[str, str]] = []
     if p.has("admin"):
         if status.state in ("unknown", "inactive"):
@@ -143,7 +161,7 @@ def ui_sync(request: Request, name: str, entity: str) -> Response:
         return Response(status_code=404)
     flash = None
     try:
-        o = request_sync(st, name, entity, p)
+        o = request_sync(st, name, None if entity == "all" else entity, p)
         flash = None if o.accepted else o.message
     except HTTPException as exc:
         flash = str(exc.detail)
@@ -164,8 +182,55 @@ def ui_link_action(request: Request, name: str, action: str) -> Response:
         return Response(status_code=404)
     if not p.has("admin"):
         return Response("only an administrator may do that", status_code=403)
-    getattr(links_api, action)(request, name, p)
-    return _page(request, "_card.html", p, c=card_ctx(st, name, p))
+    flash = None
+    try:
+        if action == "resume":
+            flash = links_api.resume(request, name, p).message
+        else:
+            flash = getattr(links_api, action)(request, name, p, None).message
+    except HTTPException as exc:
+        flash = str(exc.detail)
+    return _page(request, "_card.html", p, c=card_ctx(st, name, p, flash))
+
+
+def _list_sync(st: ServiceState, entity: str, p: Principal,
+               flash: str | None = None) -> dict[str, Any]:
+    """The Sync button of a records list: every link carrying ``entity``, as one button."""
+    links = [n for n, cfg in st.links.items() if entity in directions(cfg)]
+    busy = any(entity in st.scheduler.busy(n) or "all" in st.scheduler.busy(n) for n in links)
+    return {"entity": entity, "links": links, "busy": busy, "flash": flash,
+            "allowed": bool(links) and p.has(sync_scope(entity))}
+
+
+@router.get("/ui/records/{entity}/sync", response_class=HTMLResponse)
+def list_sync_state(request: Request, entity: str) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    return _page(request, "_listsync.html", p, s=_list_sync(state(request), entity, p))
+
+
+@router.post("/ui/records/{entity}/sync", response_class=HTMLResponse)
+def list_sync(request: Request, entity: str) -> Response:
+    """From a records list, any user may sync the client list (other lists: admin)."""
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    st = state(request)
+    if entity not in ENTITY_TYPES:
+        return Response(status_code=404)
+    flashes = []
+    for name in _list_sync(st, entity, p)["links"]:
+        try:
+            o = request_sync(st, name, entity, p)
+            if not o.accepted:
+                flashes.append(o.message)
+        except HTTPException as exc:
+            flashes.append(str(exc.detail))
+    return _page(request, "_listsync.html", p,
+                 s=_list_sync(st, entity, p, "; ".join(flashes) or None))
 
 
 def _rows(st: ServiceState, entity: str, offset: int, limit: int) -> list[Any]:
@@ -183,6 +248,7 @@ def records_page(request: Request, entity: str, offset: int = 0) -> Response:
     st = state(request)
     offset = max(0, offset)
     return _page(request, "records.html", p, entity=entity, rows=_rows(st, entity, offset, 50),
+                 s=_list_sync(st, entity, p),
                  offset=offset, total=st.hub.count(entity),
                  can_sync=p.has("sync:run") and bool(st.scheduler.links_for(entity)
                                                      or any(entity in directions(c)
@@ -222,7 +288,7 @@ def record_sync(request: Request, entity: str, rid: str) -> Response:
         if entity in directions(cfg):
             try:
                 st.scheduler.request(name, entity, record=rid, trigger="manual", by=p.actor,
-                                     may_activate=p.has("admin"))
+                                     may_activate=p.has("admin"), after_running=True)
             except LinkUnavailable as exc:
                 flash = str(exc)
     return _row_response(request, p, entity, rid, flash)

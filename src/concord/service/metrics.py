@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from concord.hub import schema as s
 from concord.service.deps import ServiceState
-from concord.status import directions, link_status, pending_count
+from concord.status import directions, link_status, pending_count, pending_oldest
 
 
 def _esc(v: Any) -> str:
@@ -85,6 +85,7 @@ def render(st: ServiceState) -> str:
     out.append(_line("concord_hub_seq", {}, last))
     now = time.time()
     lag: list[str] = []
+    lag_s: list[str] = []
     pend: list[str] = []
     up: list[str] = []
     age: list[str] = []
@@ -94,6 +95,9 @@ def render(st: ServiceState) -> str:
             lag.append(_line("concord_lag_changes", lab, max(0, last - cps.get((name, entity), 0))))
             pend.append(_line("concord_pending_records", lab,
                               pending_count(hub, name, entity, direction)))
+            oldest = pending_oldest(hub, name, entity, direction)
+            lag_s.append(_line("concord_lag_seconds", lab,
+                               round(max(0.0, now - oldest), 3) if oldest else 0))
         stt = link_status(hub, name, cfg, now=now)
         up.append(_line("concord_link_up", {"link": name},
                         {"green": 2, "blue": 1}.get(stt.color, 0)))
@@ -102,6 +106,8 @@ def render(st: ServiceState) -> str:
                              round(now - float(stt.last_run_at), 3)))
     head("concord_lag_changes", "gauge", "Hub changes not yet read by a link (sequence lag).")
     out.extend(lag)
+    head("concord_lag_seconds", "gauge", "Age of the oldest change a link has not sent yet.")
+    out.extend(lag_s)
     head("concord_pending_records", "gauge", "Records the hub holds that a link has not sent.")
     out.extend(pend)
     head("concord_link_up", "gauge", "Status light: 2 green, 1 blue, 0 red.")

@@ -10,6 +10,7 @@ Every request and every run is written to the activity log: who, what, when, out
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -98,6 +99,8 @@ class _LinkWorker:
                 continue
             try:
                 self.run(req)
+            except Exception:  # the hub itself failed (e.g. the database went away)
+                log.exception("link %s: the run could not be journalled", self.name)
             finally:
                 with sched.cond:
                     self.running = None
@@ -187,9 +190,18 @@ class _LinkWorker:
             return
         try:
             while not self.sched.stopping.is_set():
-                if conn.wait_for_change(2.0) and not self.sched.stopping.is_set():
-                    self.sched.request(self.name, None, trigger="watch", by="scheduler",
-                                       log_request=False)
+                try:
+                    changed = conn.wait_for_change(2.0)
+                except ConcordError as exc:  # the spoke is away: try again shortly
+                    log.warning("link %s: waiting for changes: %s", self.name, exc)
+                    self.sched.stopping.wait(5.0)
+                    continue
+                if changed and not self.sched.stopping.is_set():
+                    # Never activates a link, and queues behind a run already reading.
+                    with contextlib.suppress(LinkUnavailable):
+                        self.sched.request(self.name, None, trigger="watch", by="scheduler",
+                                           log_request=False, after_running=True,
+                                           may_activate=False)
         finally:
             conn.close()
 
@@ -221,6 +233,8 @@ class Scheduler:
         for w in self.workers.values():
             if w.thread.is_alive():
                 w.thread.join(timeout)
+            if w.watcher is not None and w.watcher.is_alive():
+                w.watcher.join(timeout)  # it checks ``stopping`` every couple of seconds
         close = getattr(self.sync_fn, "close", None)
         if close is not None:
             close()
@@ -252,8 +266,9 @@ class Scheduler:
                 log_request: bool = True, after_running: bool = False,
                 may_activate: bool = True) -> RequestOutcome:
         """Queue a sync of ``link`` (one entity, or all), unless one is already queued or
-        running (``after_running``: a run already under way may have read too early, so
-        queue one more after it, as a record write needs). Raises LinkUnavailable for an unknown, inactive or user-paused link."""
+        running. ``after_running``: a run already under way may have read too early, so
+        queue one more after it (a record write, a per-record sync). Raises LinkUnavailable
+        for an unknown, inactive or user-paused link."""
         worker = self.workers.get(link)
         if worker is None:
             raise LinkUnavailable(f"no link named {link!r} in this configuration")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import threading
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -18,6 +19,9 @@ from typing import Any
 
 from concord import errors
 from concord.errors import ConcordError
+
+#: How much lower the sync workers' CPU priority is than the API's.
+NICENESS = 10
 
 
 @dataclass
@@ -36,6 +40,9 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
     from concord.hub.store import Hub
 
     REGISTRY.update(registry)
+    # Background work yields the CPU to the API: people waiting on a page come first.
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     hub = Hub(hub_url, tenant, migrate=False)
     link = LinkConfig.model_validate(link_dump)
     try:

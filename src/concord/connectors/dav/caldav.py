@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from concord.connectors.base import Capabilities
-from concord.connectors.dav.connector import DavConnector, Parsed
+from concord.connectors.dav.connector import DavConnector, NotThisEntity, Parsed
 from concord.formats import ical
 
 _COMPONENT = {"task": "VTODO", "event": "VEVENT"}
@@ -20,7 +20,8 @@ _COMPONENT = {"task": "VTODO", "event": "VEVENT"}
 class CalDAVConnector(DavConnector):
     name: ClassVar[str] = "caldav"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        entities=("task", "event"), incremental=True, batch_writes=True)
+        entities=("task", "event"), incremental=True, batch_writes=True,
+        concurrent_reads=True)
     kind: ClassVar[str] = "cal"
     suffix: ClassVar[str] = ".ics"
     content_type: ClassVar[str] = "text/calendar; charset=utf-8"
@@ -33,13 +34,22 @@ class CalDAVConnector(DavConnector):
 
     def parse(self, entity: str, href: str, text: str) -> Parsed:
         cal = ical.parse(text, name=href)
+        kinds = {c.name for c in cal.subcomponents} - {"VTIMEZONE"}
+        if kinds and _COMPONENT[entity] not in kinds and kinds <= {"VEVENT", "VTODO", "VJOURNAL"}:
+            raise NotThisEntity(href)
         comp = ical.main_component(cal, _COMPONENT[entity], name=href)
-        return Parsed(ical.fields_of(comp, _COMPONENT[entity]), ical.uid_of(comp))
+        try:
+            fields = ical.fields_of(comp, _COMPONENT[entity])
+        except (ValueError, TypeError) as exc:
+            raise ical.ICalError(f"{href}: {exc} (fix: correct the item on the server)") from exc
+        return Parsed(fields, ical.uid_of(comp))
 
-    def render_new(self, entity: str, fields: dict[str, Any], uid: str) -> str:
+    def render_new(self, entity: str, fields: dict[str, Any], uid: str,
+                   refs: dict[str, str | None] | None = None) -> str:
         return ical.build(_COMPONENT[entity], fields, uid)
 
-    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str) -> str:
+    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str,
+                     refs: dict[str, str | None] | None = None) -> str:
         fs = self.fields(entity)
         assert fs is not None
         return ical.patch(original, _COMPONENT[entity], fields, mapped=fs, name=href)

@@ -11,6 +11,7 @@ server never hit it with forty parallel PUTs.
 from __future__ import annotations
 
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ import httpx
 
 from concord.connectors.dav import xml as dx
 from concord.errors import (
+    ConfigError,
     ConnectorError,
     PreconditionFailed,
     RateLimited,
@@ -83,19 +85,24 @@ class DavClient:
         self.url = url if url.endswith("/") else url + "/"
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise TerminalError(f"{url!r} is not an http(s) URL (fix: give the full URL of the "
-                                "collection or the server, e.g. https://dav.example.com/)")
+            raise ConfigError(f"{url!r} is not an http(s) URL", key="options.url",
+                              fix="give the full URL of the collection or the server, "
+                                  "e.g. https://dav.example.com/")
         self.origin = f"{parts.scheme}://{parts.netloc}"
         headers = {"User-Agent": "Concord"}
         auth: httpx.Auth | None = None
         if token:
+            if not token.isascii() or any(c in token for c in "\r\n "):
+                raise ConfigError("the bearer token has characters a token cannot hold",
+                                  key="options.token", fix="paste the token exactly as issued")
             headers["Authorization"] = f"Bearer {token}"
         elif username is not None:
             auth = httpx.BasicAuth(username, password or "")
         self.max_connections = max(1, max_connections)
         self.max_item_bytes = max_item_bytes
+        tls: bool | ssl.SSLContext = verify if isinstance(verify, bool) else _ca_context(verify)
         self.http = httpx.Client(
-            auth=auth, headers=headers, verify=verify, timeout=timeout,
+            auth=auth, headers=headers, verify=tls, timeout=timeout,
             limits=httpx.Limits(max_connections=self.max_connections + 2,
                                 max_keepalive_connections=self.max_connections + 2),
         )
@@ -114,14 +121,17 @@ class DavClient:
         return urljoin(self.origin, quote(href))
 
     def request(self, method: str, href: str, *, body: str | bytes | None = None,
-                headers: dict[str, str] | None = None, ref: str | None = None) -> httpx.Response:
+                headers: dict[str, str] | None = None, ref: str | None = None,
+                timeout: float | None = None) -> httpx.Response:
         url = self.abs(href)
         h = dict(headers or {})
         if body is not None and "Content-Type" not in h:
             h["Content-Type"] = "application/xml; charset=utf-8"
         for attempt in range(self.WRITE_RETRIES + 1):
             try:
-                resp = self.http.request(method, url, content=body, headers=h)
+                resp = self.http.request(
+                    method, url, content=body, headers=h,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{method} {url}: timed out ({exc}); will retry next run"
                                      ) from exc
@@ -219,6 +229,13 @@ class DavClient:
         resp = self.request("MKCOL", href, body=dx.mkcol_body(kind, displayname))
         if resp.status_code not in (200, 201):
             raise TerminalError(f"MKCOL {self.abs(href)}: {resp.status_code}")
+
+    def collection_etag(self, href: str) -> str | None:
+        """The collection's etag (or CalendarServer ctag): changes whenever a member does."""
+        rs = self.propfind(href, ["D:getetag", "CS:getctag"])
+        if not rs:
+            return None
+        return rs[0].text(dx.DAV + "getetag") or rs[0].text(dx.CS + "getctag") or None
 
     def collection_state(self, href: str) -> tuple[str | None, str | None]:
         """(collection etag, sync-token) as of now."""
@@ -338,6 +355,15 @@ class DavClient:
                 return _call(job)
 
         return list(self._pool.map(guarded, jobs))
+
+
+def _ca_context(cafile: str) -> ssl.SSLContext:
+    """Verification against a private CA (the practice's own server certificate)."""
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot read the CA bundle {cafile!r}: {exc}", key="options.verify_tls",
+                          fix="give the path of a PEM file holding the CA certificate") from exc
 
 
 def _call(job: Callable[[], T]) -> T | Exception:

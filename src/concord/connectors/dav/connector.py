@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -57,12 +58,20 @@ class DavOptions(ConnectorOptions):
     bulk_upload: bool = Field(default=True,
                               description="one whole-collection PUT for a first upload")
     bulk_min_items: int = Field(default=20, ge=1)
+    poll_interval: float = Field(default=2.0, gt=0,
+                                 description="seconds between change polls when watching")
+
+
+class NotThisEntity(Exception):
+    """A resource of another kind in a shared collection (an event in the tasks
+    calendar): skipped, not an error."""
 
 
 @dataclass(slots=True)
 class Parsed:
     fields: dict[str, Any]
     uid: str | None
+    refs: dict[str, str | None] = field(default_factory=dict)
 
 
 class DavConnector(Connector):
@@ -89,15 +98,19 @@ class DavConnector(Connector):
         self._raw: dict[str, tuple[str, str]] = {}  # href -> (etag, text) last read or written
         self._uids: dict[str, dict[str, str]] = {}  # entity -> uid -> href, duplicate check
         self._bulk_refused = False
+        self._bulk_state: dict[str, tuple[str | None, set[str]]] = {}  # entity -> (etag, hrefs)
+        self._watched: dict[str, str | None] | None = None  # collection -> etag last seen
 
     # -- what a subclass provides --------------------------------------------------
     def parse(self, entity: str, href: str, text: str) -> Parsed:
         raise NotImplementedError
 
-    def render_new(self, entity: str, fields: dict[str, Any], uid: str) -> str:
+    def render_new(self, entity: str, fields: dict[str, Any], uid: str,
+                   refs: dict[str, str | None] | None = None) -> str:
         raise NotImplementedError
 
-    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str) -> str:
+    def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str,
+                     refs: dict[str, str | None] | None = None) -> str:
         raise NotImplementedError
 
     def component(self, entity: str) -> str | None:
@@ -182,30 +195,61 @@ class DavConnector(Connector):
     def list(self, entity: str) -> Iterable[tuple[str, str]]:
         return self.client.list_etags(self.collection(entity), self.component(entity)).items()
 
+    # A link's change token is composite: the collection's etag (a cheap "anything new?"
+    # check; one PROPFIND) and the RFC 6578 sync-token (what changed). Radicale scans the
+    # whole collection for a sync report, so a no-op run must not need one. After a bulk
+    # upload the sync part is left empty: asking Radicale for a token then would make it
+    # write a history file per item (seconds per thousand); a later change is found by
+    # an etag listing instead, which costs no more on Radicale than a sync report.
     def changes(self, entity: str, token: str | None) -> Changes:
         coll = self.collection(entity)
-        if token:
+        etag, sync = _split(token)
+        if token and etag is not None:
+            now = self.client.collection_etag(coll)
+            if now == etag:
+                return Changes(changed={}, token=token, complete=False)
+        if sync:
+            before = self.client.collection_etag(coll)
             try:
-                changed, deleted, new = self.client.sync_collection(coll, token)
-                return Changes(changed=changed, deleted=deleted, token=new, complete=False)
+                changed, deleted, new = self.client.sync_collection(coll, sync)
             except SyncTokenExpired:
                 pass  # fall back to a full listing below
+            else:
+                steady = before if before and before == self.client.collection_etag(coll) else None
+                return Changes(changed=changed, deleted=deleted, token=_join(steady, new),
+                               complete=False)
         self._uids.pop(entity, None)
+        before = self.client.collection_etag(coll)
+        if token and not sync:  # listing mode (after a bulk upload)
+            listed = dict(self.list(entity))
+            steady = before if before and before == self.client.collection_etag(coll) else None
+            return Changes(changed=listed, token=_join(steady, None) if steady else None,
+                           complete=True)
         try:
             changed, _, new = self.client.sync_collection(coll, None)
         except HTTPError:  # no sync-collection here: etags only, no token
             return Changes(changed=dict(self.list(entity)), token=None, complete=True)
         if self.component(entity):  # a shared calendar lists other components too
             changed = dict(self.list(entity))
-        return Changes(changed=changed, token=new, complete=True)
+        steady = before if before and before == self.client.collection_etag(coll) else None
+        return Changes(changed=changed, token=_join(steady, new), complete=True)
 
     def token_after_writes(self, entity: str, token: str, written: dict[str, str | None]) -> str:
         """A token past Concord's own writes, if nothing but those writes happened since
         ``token``; else ``token`` unchanged. Servers may leave out of a diff an item created
         and deleted since the token (Xandikos does), so a token taken before our creates
         would hide a delete made right after them."""
+        coll = self.collection(entity)
+        bulk = self._bulk_state.pop(entity, None)
+        if bulk is not None and set(written) == bulk[1]:
+            return _join(bulk[0], None)  # the collection holds exactly our upload
+        _, sync = _split(token)
+        if not sync:
+            return token  # listing mode: the next listing sorts it out
         try:
-            changed, deleted, new = self.client.sync_collection(self.collection(entity), token)
+            before = self.client.collection_etag(coll)
+            changed, deleted, new = self.client.sync_collection(coll, sync)
+            after = self.client.collection_etag(coll)
         except ConcordError:
             return token
         if new is None:
@@ -219,10 +263,12 @@ class DavConnector(Connector):
         if any(h not in written for h in changed) or any(
                 written.get(h, "") is not None for h in deleted):
             return token
-        return new
+        return _join(before if before and before == after else None, new)
 
     def current_token(self, entity: str) -> str | None:
-        return self.client.collection_state(self.collection(entity))[1]
+        coll = self.collection(entity)
+        etag, sync = self.client.collection_state(coll)
+        return _join(etag, sync) if sync or etag else None
 
     def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
         coll = self.collection(entity)
@@ -231,6 +277,8 @@ class DavConnector(Connector):
             if f.status != 200 or f.data is None:
                 continue
             item = self._to_item(entity, f.href, f.etag or "", f.data)
+            if item is None:  # another entity's resource in a shared collection
+                continue
             if isinstance(item, Item) and item.ident:
                 other = seen.setdefault(item.ident, f.href)
                 if other != f.href:
@@ -240,20 +288,20 @@ class DavConnector(Connector):
                     continue
             yield item
 
-    def _to_item(self, entity: str, href: str, etag: str, data: str) -> Item | ItemError:
+    def _to_item(self, entity: str, href: str, etag: str, data: str) -> Item | ItemError | None:
         if len(data.encode()) > self.opts.max_item_bytes:
             return ItemError(href, f"{href}: {len(data.encode())} bytes, over the "
                              f"{self.opts.max_item_bytes}-byte limit (fix: shrink the item, e.g. "
                              "remove a large photo or attachment, or raise max_item_bytes)")
         try:
             parsed = self.parse(entity, href, data)
+        except NotThisEntity:
+            return None
         except ValueError as exc:
             return ItemError(href, str(exc) if href in str(exc) else f"{href}: {exc}",
                              payload=data[:100_000])
-        if parsed is None:
-            return ItemError(href, f"{href}: not a {entity}")
         self._raw[href] = (etag, data)
-        return Item(href, etag, parsed.fields, ident=parsed.uid)
+        return Item(href, etag, parsed.fields, refs=parsed.refs, ident=parsed.uid)
 
     def scan(self, entity: str, after: str | None = None, batch: int = 500
              ) -> Iterator[builtins.list[Item | ItemError]]:
@@ -268,7 +316,7 @@ class DavConnector(Connector):
 
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
         href = self._href_for(entity, ident)
-        text = self.render_new(entity, item.fields, ident)
+        text = self.render_new(entity, item.fields, ident, item.refs)
         try:
             etag = self.client.put(href, text, self.content_type, create=True, ref=href)
         except PreconditionFailed:
@@ -303,10 +351,12 @@ class DavConnector(Connector):
         if expected_version and etag and etag != expected_version:
             raise PreconditionFailed(ref, expected_version, etag)
         try:
-            text = self.render_patch(entity, original, item.fields, ref)
+            text = self.render_patch(entity, original, item.fields, ref, item.refs)
         except ValueError:
             text = self.render_new(entity, item.fields, item.ident or ref.rsplit("/", 1)[-1]
-                                   .removesuffix(self.suffix))
+                                   .removesuffix(self.suffix), item.refs)
+        if text == original and etag:
+            return etag  # nothing Concord maps changed (e.g. a status the spoke shows alike)
         try:
             new = self.client.put(ref, text, self.content_type, etag=expected_version or etag,
                                   ref=ref)
@@ -366,14 +416,16 @@ class DavConnector(Connector):
         for op in ops:
             assert op.item is not None and op.ident is not None
             try:
-                texts.append(self.render_new(entity, op.item.fields, op.ident))
+                texts.append(self.render_new(entity, op.item.fields, op.ident, op.item.refs))
             except ValueError:
                 return None  # let the item-by-item path report the bad one alone
             hrefs.append(self._href_for(entity, op.ident))
         name = self._displayname(coll)
         try:
+            # the server parses everything before answering: allow for it
             self.client.request("PUT", coll, body=self.bulk_body(texts).encode(), headers={
-                "Content-Type": self.content_type, "If-Match": etag})
+                "Content-Type": self.content_type, "If-Match": etag},
+                timeout=self.opts.timeout + 0.01 * len(texts))
         except PreconditionFailed:
             return None  # someone wrote meanwhile: go item by item
         except HTTPError:
@@ -382,7 +434,10 @@ class DavConnector(Connector):
         if name:
             with contextlib.suppress(HTTPError, TransientError):
                 self.client.request("PROPPATCH", coll, body=_proppatch(name))
+        after = self.client.collection_etag(coll)
         listed = self.client.list_etags(coll)
+        if set(listed) == set(hrefs) and after == self.client.collection_etag(coll):
+            self._bulk_state[entity] = (after, set(hrefs))  # nobody else wrote meanwhile
         out = []
         for href, text in zip(hrefs, texts, strict=True):
             version = listed.get(href)
@@ -398,8 +453,49 @@ class DavConnector(Connector):
         rs = self.client.propfind(coll, ["D:displayname"])
         return rs[0].text("{DAV:}displayname") if rs else None
 
+    def wait_for_change(self, timeout: float) -> bool:
+        """Poll the collections' etags (one PROPFIND each) until one moves: a watching
+        link then syncs only when the groupware changed, not on every tick."""
+        deadline = time.monotonic() + timeout
+        try:
+            colls = sorted({self.collection(e) for e in (self.opts.collections
+                                                        or self.capabilities.entities[:1])})
+            if self._watched is None:
+                self._watched = {c: self.client.collection_etag(c) for c in colls}
+                return True  # no baseline yet: whatever happened before, sync once
+            while True:
+                for c in colls:
+                    now = self.client.collection_etag(c)
+                    if now != self._watched.get(c):
+                        self._watched[c] = now
+                        return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(self.opts.poll_interval, left))
+        except ConcordError:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            return True  # let the run itself report what is wrong
+
     def close(self) -> None:
         self.client.close()
+
+
+_TOKEN_PREFIX = "dav1|"
+
+
+def _join(etag: str | None, sync: str | None) -> str:
+    return f"{_TOKEN_PREFIX}{etag or ''}|{sync or ''}"
+
+
+def _split(token: str | None) -> tuple[str | None, str | None]:
+    """(collection etag, sync-token) of a link token; a bare token is a sync-token."""
+    if not token:
+        return None, None
+    if not token.startswith(_TOKEN_PREFIX):
+        return None, token
+    etag, _, sync = token[len(_TOKEN_PREFIX):].partition("|")
+    return etag or None, sync or None
 
 
 def _proppatch(name: str) -> str:

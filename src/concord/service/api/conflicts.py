@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from concord.hub import schema as s
-from concord.service.api.records import FieldValue, content_of
+from concord.service.api.records import FieldValue, _check_values, content_of
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state
 
@@ -50,6 +50,8 @@ class Resolution(BaseModel):
     def one_of(self) -> Resolution:
         if (self.choose is None) == (self.fields is None):
             raise ValueError("give exactly one of 'choose' (hub or spoke) or 'fields'")
+        for k, v in (self.fields or {}).items():
+            _check_values(v, f"fields.{k}")
         return self
 
 

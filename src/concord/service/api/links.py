@@ -6,13 +6,12 @@ A link's configuration is shown only to administrators, and with its secrets mas
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from concord.errors import LinkUnavailable
+from concord.errors import ConcordError, LinkUnavailable
 from concord.records import ENTITY_TYPES
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state, sync_scope
@@ -196,39 +195,86 @@ def sync_entity(request: Request, name: str, entity: str,
     return request_sync(state(request), name, entity, p)
 
 
-def _set_state(st: ServiceState, name: str, p: Principal, action: str, **values: Any) -> LinkOut:
-    cfg = _cfg(st, name)
-    st.hub.set_link(name, str(getattr(cfg, "connector", "")), **values)
-    st.hub.log_activity(p.actor, action, link=name, outcome="ok")
-    return link_out(st, name)
+class LinkActionIn(BaseModel):
+    as_: str | None = Field(None, alias="as", max_length=320,
+                            description="who is activating (the e-mail of an active "
+                                        "administrator at the spoke, where it checks); "
+                                        "default: the token's name")
+    reason: str | None = Field(None, max_length=500, description="why (shown while paused)")
 
 
-@router.post("/links/{name}/pause", response_model=LinkOut, summary="Pause a link (admin)")
-def pause(request: Request, name: str, p: Principal = require("admin")) -> LinkOut:
-    return _set_state(state(request), name, p, "link paused", state="paused")
+class LinkActionOut(BaseModel):
+    changed: bool = Field(description="false: nothing to do (e.g. already activated)")
+    message: str
+    link: LinkOut
 
 
-@router.post("/links/{name}/resume", response_model=LinkOut,
-             summary="Resume a paused link, ending any rate-limit pause (admin)")
-def resume(request: Request, name: str, p: Principal = require("admin")) -> LinkOut:
-    return _set_state(state(request), name, p, "link resumed", state="active", paused_until=None,
-                      pause_reason=None)
+def _action(st: ServiceState, name: str, outcome: Any) -> LinkActionOut:
+    return LinkActionOut(changed=outcome.changed, message=outcome.message,
+                         link=link_out(st, name))
 
 
-@router.post("/links/{name}/activate", response_model=LinkOut,
-             summary="Activate a link and start its first migration (admin)")
-def activate(request: Request, name: str, p: Principal = require("admin")) -> LinkOut:
+@router.post("/links/{name}/pause", response_model=LinkActionOut, summary="Pause a link (admin)")
+def pause(request: Request, name: str, p: Principal = require("admin"),
+          body: LinkActionIn | None = None) -> LinkActionOut:
+    from concord import activation
+
     st = state(request)
-    _set_state(st, name, p, "link activated", state="active", activated_at=time.time(),
-               activated_by=p.actor)
-    st.scheduler.request(name, None, trigger="manual", by=p.actor)
-    return link_out(st, name)
+    _cfg(st, name)
+    return _action(st, name, activation.pause(st.hub, name, by=p.actor,
+                                              reason=body.reason if body else None))
 
 
-@router.post("/links/{name}/deactivate", response_model=LinkOut,
-             summary="Deactivate a link: no more runs until activated (admin)")
-def deactivate(request: Request, name: str, p: Principal = require("admin")) -> LinkOut:
-    return _set_state(state(request), name, p, "link deactivated", state="inactive")
+@router.post("/links/{name}/resume", response_model=LinkActionOut,
+             summary="Resume a paused link, ending any rate-limit pause (admin)")
+def resume(request: Request, name: str, p: Principal = require("admin")) -> LinkActionOut:
+    from concord import activation
+
+    st = state(request)
+    _cfg(st, name)
+    row = st.hub.link_row(name)
+    if row is not None and row["state"] == "active" and row.get("paused_until"):
+        st.hub.set_link(name, paused_until=None, pause_reason=None)
+        st.hub.log_activity(p.actor, "resume", link=name, outcome="ok",
+                            detail="rate-limit pause ended early by an administrator")
+        from concord.activation import Outcome
+
+        return _action(st, name, Outcome(True, f"Link {name!r} resumed."))
+    return _action(st, name, activation.resume(st.hub, name, by=p.actor))
+
+
+@router.post("/links/{name}/activate", response_model=LinkActionOut,
+             summary="Activate a link (prerequisites checked) and start its first migration "
+                     "(admin)")
+def activate(request: Request, name: str, p: Principal = require("admin"),
+             body: LinkActionIn | None = None) -> LinkActionOut:
+    from concord import activation
+
+    st = state(request)
+    cfg = _cfg(st, name)
+    by = (body.as_ if body else None) or p.name
+    try:
+        outcome = activation.activate(st.hub, cfg, by=by)
+    except activation.ActivationRefused as exc:
+        raise HTTPException(409, str(exc)) from exc
+    except ConcordError as exc:
+        raise HTTPException(409, f"link {name!r} cannot be activated: {exc}") from exc
+    if outcome.changed:
+        st.scheduler.request(name, None, trigger="manual", by=p.actor)
+    return _action(st, name, outcome)
+
+
+@router.post("/links/{name}/deactivate", response_model=LinkActionOut,
+             summary="Deactivate a link: no more runs until activated; records are kept (admin)")
+def deactivate(request: Request, name: str, p: Principal = require("admin")) -> LinkActionOut:
+    from concord import activation
+
+    st = state(request)
+    cfg = _cfg(st, name)
+    try:
+        return _action(st, name, activation.deactivate(st.hub, cfg, by=p.actor))
+    except ConcordError as exc:
+        raise HTTPException(409, f"link {name!r} cannot be deactivated: {exc}") from exc
 
 
 @router.get("/activity", response_model=list[ActivityOut],

@@ -12,7 +12,7 @@ import enum
 from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Connection, select
 
 from concord.hub import schema as s
@@ -30,14 +30,44 @@ Scalar = str | int | float | bool | None
 FieldValue = Scalar | list[Any] | dict[str, Any]
 
 
-class RecordIn(BaseModel):
+def _check_values(value: Any, path: str) -> None:
+    """Values the hub can store exactly: 64-bit integers, finite numbers."""
+    import math
+
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"{path}: integer out of the 64-bit range; send it as a string")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: {value} is not a number the hub can store; send null "
+                             f"or a string")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_values(v, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_values(v, f"{path}.{k}")
+
+
+class _Content(BaseModel):
+    @field_validator("fields", check_fields=False)
+    @classmethod
+    def _storable(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for k, val in v.items():
+            _check_values(val, f"fields.{k}")
+        return v
+
+
+class RecordIn(_Content):
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,64}$",
                            description="hub id; chosen by the hub when omitted")
     fields: dict[str, FieldValue] = Field(default_factory=dict)
     refs: dict[str, str | None] = Field(default_factory=dict)
 
 
-class RecordPatch(BaseModel):
+class RecordPatch(_Content):
     fields: dict[str, FieldValue] = Field(default_factory=dict)
     refs: dict[str, str | None] = Field(default_factory=dict)
 
@@ -264,7 +294,7 @@ def sync_record(request: Request, entity: Entity, rid: str,
     for link in links:
         try:
             o = st.scheduler.request(link, entity.value, record=rid, trigger="manual", by=p.actor,
-                                     may_activate=p.has("admin"))
+                                     may_activate=p.has("admin"), after_running=True)
         except LinkUnavailable as exc:
             messages.append(str(exc))
             continue
