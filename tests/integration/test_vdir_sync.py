@@ -441,3 +441,23 @@ def test_two_files_with_one_uid_in_a_single_run_quarantine_the_second(env: VdirE
     env.sync_all()
     assert set(env.cards("b")) == {"u1", "u2"}
     assert env.cards("b")["u1"]["name"] == names[linked]
+
+
+def test_same_uid_new_in_both_folders_links_equal_and_conflicts_different(env: VdirEnv) -> None:
+    env.write("a", "same.vcf", card("Same Person", "s1", phones=["1"]))
+    env.write("b", "same-copy.vcf", card("Same Person", "s1", phones=["1"]))
+    env.write("a", "diff.vcf", card("Dee from A", "d1", title="Partner"))
+    env.write("b", "diff-copy.vcf", card("Dee from B", "d1", phones=["2"]))
+    env.sync("a")
+    r = env.sync("b")
+    assert r.counts["same identity, equal: link"] == 1
+    assert "create in spoke" not in r.counts and "create in hub" not in r.counts
+    env.sync_all()
+    assert sorted(p.name for p in env.folder("b").glob("*.vcf")) == ["diff-copy.vcf", "same-copy.vcf"]
+    assert env.cards("a") == env.cards("b") == env.hub_records()
+    # authority hub: a's values (in the hub first) win where they differ; b's are kept
+    assert env.hub_records()["d1"]["name"] == "Dee from A"
+    [c] = env.conflicts()
+    assert c["hub_id"] == "d1" and c["kind"] == "create" and c["winner"] == "hub"
+    assert c["kept_values"]["name"] == "Dee from B"
+    assert c["kept_values"]["phones"] == ["2"]
