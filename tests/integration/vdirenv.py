@@ -24,15 +24,16 @@ def card(name: str, uid: str, /, **fields: Any) -> str:
 class VdirEnv:
     """A tmp folder holding one vdir per link, a hub, and a concord.toml for the CLI."""
 
-    def __init__(self, root: Path, hub_url: str, links: dict[str, dict[str, Any]] | None = None
-                 ) -> None:
+    def __init__(self, root: Path, hub_url: str, links: dict[str, dict[str, Any]] | None = None,
+                 *, batch_size: int = 1000) -> None:
         self.root = root
         self.hub_url = hub_url
         links = links if links is not None else {"a": {}, "b": {}}
         self.entity_cfg = links
         data = {"hub": {"url": hub_url}, "links": {
             name: {"connector": "vdir", "options": {"path": str(root / name)},
-                   "entities": {"contact": ecfg}} for name, ecfg in links.items()}}
+                   "batch_size": batch_size, "entities": {"contact": ecfg}}
+            for name, ecfg in links.items()}}
         self.cfg: Config = from_dict(data, base=root)
         for name in links:
             (root / name).mkdir(exist_ok=True)
@@ -131,6 +132,7 @@ def _toml(data: dict[str, Any]) -> str:
         out.append(f"[links.{name}]")
         out.append(f"connector = {val(link['connector'])}")
         out.append(f"options = {val(link['options'])}")
+        out.append(f"batch_size = {val(link['batch_size'])}")
         for ent, ecfg in link["entities"].items():
             out.append(f"[links.{name}.entities.{ent}]")
             for k, v in ecfg.items():

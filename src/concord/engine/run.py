@@ -281,6 +281,7 @@ class EntitySync:
         linked_elsewhere = {a.hub_id: a for a in self.hub.archive_select(
             self.link.name, self.entity, hub_ids=idents)} if idents else {}
         cases: list[_Case] = []
+        claimed = {by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref}
         for it, content in mapped:
             arch = by_ref.get(it.ref)
             if content is None:  # not synced over this link (value map / filter)
@@ -306,8 +307,11 @@ class EntitySync:
                 cases.append(_Case(hub_id, arch, rec, it, it.version, d))
                 continue
             ident = it.ident
-            if ident and ident in linked_elsewhere and linked_elsewhere[ident].spoke_ref != it.ref:
-                other = linked_elsewhere[ident].spoke_ref
+            # the UID is linked to another ref already, or claimed by another new item of
+            # this chunk (two files with one UID): the later one is quarantined
+            other = (linked_elsewhere[ident].spoke_ref if ident in linked_elsewhere
+                     else claimed.get(ident)) if ident else None
+            if other is not None and other != it.ref:
                 msg = (f"{it.ref}: UID {ident} is already used by {other} at this spoke "
                        "(fix: give one of them a new UID, or remove the duplicate)")
                 bad.append(("spoke", it.ref, msg, None))
@@ -328,6 +332,7 @@ class EntitySync:
                 d = decide("absent", "changed", hub=None, spoke=content, base=None,
                            direction=self.cfg.direction, authority=self.cfg.authority)
                 cases.append(_Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
+            claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
 

@@ -554,14 +554,20 @@ class Hub:
         key = f"{self.tenant}:{name}"
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         now = time.time()
-        with self.begin() as conn:
-            row = conn.execute(select(s.locks).where(s.locks.c.name == key)).first()
-            if row is not None:
-                if row.owner != owner and not _lock_is_stale(row, now, stale_after):
-                    raise LinkLocked(f"{name} is already being synced (by {row.owner} since "
-                                     f"{time.strftime('%H:%M:%S', time.localtime(row.acquired_at))})")
-                conn.execute(delete(s.locks).where(s.locks.c.name == key))
-            conn.execute(s.locks.insert().values(name=key, owner=owner, acquired_at=now, heartbeat=now))
+        try:
+            with self.begin() as conn:
+                row = conn.execute(select(s.locks).where(s.locks.c.name == key)).first()
+                if row is not None:
+                    if row.owner != owner and not _lock_is_stale(row, now, stale_after):
+                        raise LinkLocked(f"{name} is already being synced (by {row.owner} since "
+                                         f"{time.strftime('%H:%M:%S', time.localtime(row.acquired_at))})")
+                    conn.execute(delete(s.locks).where(s.locks.c.name == key))
+                conn.execute(s.locks.insert().values(name=key, owner=owner, acquired_at=now,
+                                                     heartbeat=now))
+        except IntegrityError:
+            # another worker saw no lock row at the same instant and inserted first
+            raise LinkLocked(f"{name} is already being synced (taken by another worker "
+                             "at the same moment)") from None
         try:
             yield
         finally:
