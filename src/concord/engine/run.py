@@ -96,6 +96,7 @@ class EntitySync:
         # skip look-ups that cannot find anything (a first sync into an empty hub)
         self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
         self.has_quarantine = bool(hub.quarantined(link.name))
+        self.has_intents = hub.has_intents(link.name, entity)
 
     def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
@@ -280,6 +281,7 @@ class EntitySync:
         recs = self.hub.get_many(self.entity, ids)
         linked_elsewhere = {a.hub_id: a for a in self.hub.archive_select(
             self.link.name, self.entity, hub_ids=idents)} if idents else {}
+        intents = self.hub.intents_for(self.link.name, self.entity, ids) if self.has_intents else {}
         cases: list[_Case] = []
         claimed = {by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref}
         for it, content in mapped:
@@ -287,6 +289,8 @@ class EntitySync:
             if content is None:  # not synced over this link (value map / filter)
                 self.result.counts["not synced"] += 1
                 continue
+            if intents:
+                arch = self._own_write(it, content, arch, intents, linked_elsewhere)
             if arch is not None:
                 hub_id = arch.hub_id
                 if hub_id in self.handled:
@@ -298,8 +302,11 @@ class EntitySync:
                 ss: State = "unchanged" if self._hash(content) == arch.hash else "changed"
                 if hs == "removed":
                     d = decide_removed(ss, content, direction=self.cfg.direction)
-                elif hs == "unchanged" and ss == "unchanged":  # touched, not changed
-                    d = Decision("version only", base=base)
+                elif hs == "unchanged" and ss == "unchanged":
+                    if arch is by_ref.get(it.ref):  # touched, not changed
+                        d = Decision("version only", base=base)
+                    else:
+                        d = Decision("own write found again: synced", base=base)
                 else:
                     d = decide(hs, ss, hub=hub_c, spoke=content, base=base,
                                direction=self.cfg.direction, authority=self.cfg.authority,
@@ -335,6 +342,24 @@ class EntitySync:
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
+
+    def _own_write(self, it: Item, content: Content, arch: ArchiveRow | None,
+                   intents: dict[str, ArchiveRow], linked: dict[str, ArchiveRow]) -> ArchiveRow | None:
+        """A spoke item holding exactly what Concord meant to write (a run died between the
+        spoke write and the hub commit) is Concord's own write: its intent becomes the base,
+        so a newer hub edit is sent on instead of being taken for a conflict."""
+        hub_id = arch.hub_id if arch is not None else it.ident
+        if hub_id is None or (arch is None and hub_id in linked):
+            return arch
+        intent = intents.get(hub_id)
+        if intent is None or (arch is not None and intent.hash == arch.hash):
+            return arch
+        ibase = load_content(intent.base)
+        if self._hash((self.map.settle(content[0], ibase[0]), content[1])) != intent.hash:
+            return arch
+        ref = arch.spoke_ref if arch is not None else it.ref
+        version = arch.spoke_version if arch is not None else None
+        return ArchiveRow(hub_id, ref, version, intent.hash, intent.base)
 
     def _hub_chunk(self, ids: list[str], arch_by_id: dict[str, ArchiveRow], deleted_ids: set[str],
                    seqs: dict[str, int]) -> None:
@@ -446,6 +471,15 @@ class EntitySync:
                 op_case.append(n)
         results: dict[int, WriteResult] = {}
         if ops:
+            intent_rows = []
+            for n, op in zip(op_case, ops, strict=True):
+                base = cases[n].decision.base
+                if op.kind != "delete" and base is not None:
+                    text, h = self._canon(base)
+                    intent_rows.append((cases[n].hub_id, h, text))
+            if intent_rows:
+                self.hub.save_intents(self.link.name, self.entity, intent_rows)
+                self.has_intents = True
             try:
                 out = self.conn.apply(self.entity, ops)
             except TransientError:
@@ -529,6 +563,9 @@ class EntitySync:
             self.hub_written += len(writes)
             self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
             self.hub.drop_archive(conn, self.link.name, self.entity, forget)
+            if ops and self.has_intents:
+                self.hub.drop_intents(conn, self.link.name, self.entity,
+                                      [cases[n].hub_id for n in op_case])
             self.hub.add_conflicts(conn, conflict_rows)
             self.hub.quarantine_items(conn, self.link.name, self.entity, now_bad)
             if now_bad:

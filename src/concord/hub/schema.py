@@ -94,6 +94,21 @@ archive = Table(
     UniqueConstraint("tenant", "link", "entity", "spoke_ref", name="uq_archive_spoke_ref"),
 )
 
+#: What the engine is about to write to a spoke, recorded before the write and dropped with
+#: the commit that follows it. After a crash between the two, a spoke item whose content
+#: equals its intent is recognised as Concord's own write, not a user's edit.
+intents = Table(
+    "intents",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("link", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("hub_id", String(64), primary_key=True),
+    Column("hash", String(32), nullable=False),
+    Column("base", Text, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 conflicts = Table(
     "conflicts",
     metadata,

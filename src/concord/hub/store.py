@@ -394,6 +394,41 @@ class Hub:
             conn.execute(delete(s.archive).where(c.tenant == self.tenant, c.link == link,
                                                  c.entity == entity, c.hub_id.in_(hub_ids[i:i + 500])))
 
+    # -- write intents (see schema.intents) -----------------------------------------------
+    def save_intents(self, link: str, entity: str, rows: Sequence[tuple[str, str, str]]) -> None:
+        """rows: (hub_id, hash, canonical base), committed before the spoke write."""
+        if not rows:
+            return
+        now = time.time()
+        with self.begin() as conn:
+            upsert_rows(conn, s.intents, ("tenant", "link", "entity", "hub_id", "hash", "base", "at"),
+                        [(self.tenant, link, entity, h, hh, b, now) for h, hh, b in rows],
+                        ("tenant", "link", "entity", "hub_id"))
+
+    def intents_for(self, link: str, entity: str, hub_ids: Iterable[str]) -> dict[str, ArchiveRow]:
+        c = s.intents.c
+        ids = list(hub_ids)
+        out: dict[str, ArchiveRow] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(select(c.hub_id, c.hash, c.base).where(
+                        c.tenant == self.tenant, c.link == link, c.entity == entity,
+                        c.hub_id.in_(ids[i:i + 500]))):
+                    out[r.hub_id] = ArchiveRow(r.hub_id, "", None, r.hash, r.base)
+        return out
+
+    def has_intents(self, link: str, entity: str) -> bool:
+        c = s.intents.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(c.hub_id).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity).limit(1)).first() is not None
+
+    def drop_intents(self, conn: Connection, link: str, entity: str, hub_ids: Sequence[str]) -> None:
+        c = s.intents.c
+        for i in range(0, len(hub_ids), 500):
+            conn.execute(delete(s.intents).where(c.tenant == self.tenant, c.link == link,
+                                                 c.entity == entity, c.hub_id.in_(hub_ids[i:i + 500])))
+
     def checkpoint(self, link: str, entity: str) -> Checkpoint:
         c = s.checkpoints.c
         with self.engine.connect() as conn:
@@ -423,7 +458,7 @@ class Hub:
     def reset_link(self, link: str) -> None:
         """Forget a link's state (deactivation): archive, checkpoints, quarantine."""
         with self.begin() as conn:
-            for t in (s.archive, s.checkpoints, s.quarantine):
+            for t in (s.archive, s.checkpoints, s.quarantine, s.intents):
                 conn.execute(delete(t).where(t.c.tenant == self.tenant, t.c.link == link))
 
     # -- link rows ------------------------------------------------------------------

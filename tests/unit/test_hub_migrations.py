@@ -1,0 +1,28 @@
+"""The hub's Alembic migrations: a hub created by an older Concord upgrades in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from concord.hub.migrations import upgrade
+from concord.hub.store import Hub, make_engine
+
+
+def test_a_hub_at_revision_0001_upgrades_and_keeps_its_records(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0001")
+    assert "intents" not in inspect(engine).get_table_names()
+    hub = Hub(url, migrate=False, engine=engine)
+    with engine.begin() as conn:  # what an older Concord wrote
+        from concord.hub import schema as s
+
+        conn.execute(s.tenants.insert().values(id="default", last_seq=0, created_at=0.0))
+    hub.put("client", "c1", {"name": "Acme"})
+    upgraded = Hub(url)  # opening it runs the newer migrations
+    assert "intents" in inspect(upgraded.engine).get_table_names()
+    got = upgraded.get("client", "c1")
+    assert got is not None and got.fields == {"name": "Acme"}
+    assert not upgraded.has_intents("office", "client")
