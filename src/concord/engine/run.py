@@ -216,6 +216,14 @@ class EntitySync:
                 self.result.errors.append(g.error)
             else:
                 items.append(g)
+        wanted: dict[str, set[str]] = {}  # translate the batch's references in one query each
+        for it in items:
+            for rf, target in self.map.refs.items():
+                sref = it.refs.get(rf)
+                if sref is not None:
+                    wanted.setdefault(target, set()).add(str(sref))
+        for target, srefs in wanted.items():
+            self._translate(target, refs=sorted(srefs))
         mapped: list[tuple[Item, Content | None]] = []
         for it in items:
             try:
