@@ -8,6 +8,7 @@ system would, and shows each change arriving in the hub and how long it took.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -78,8 +79,9 @@ EDITS: list[tuple[str, str, str, str]] = [
     ("change the e-mail of contact 7", "UPDATE contacts SET email = 'new.address@example.com' "
      "WHERE contact_id = 7", "contact", "7"),
     ("complete task 12", "UPDATE tasks SET status = 'Completed' WHERE task_id = 12", "task", "12"),
-    ("set client 42's industry (a custom field)", "UPDATE custom_field_values SET value = "
-     "'Hospitality' WHERE client_id = 42 AND definition_id = 1", "client", "42"),
+    ("change a custom field of client 42", "UPDATE custom_field_values SET value = 'Hospitality' "
+     "WHERE value_id = (SELECT min(value_id) FROM custom_field_values WHERE client_id = 42)",
+     "client", "42"),
     ("delete job 3", "DELETE FROM jobs WHERE job_id = 3", "job", "3"),
     ("add a new client", "INSERT INTO clients (client_id, code, kind, name, email, updated_at) "
      "VALUES (990001, 'C990001', 'company', 'Brand New Client Pty Ltd', "
@@ -152,8 +154,7 @@ def demo(
             office.execute(sql)
             office.commit()
             t0 = time.perf_counter()
-            arrived = _until(lambda e=entity, r=ref, b=before: bool(_hub_content(hub, e, r) != b),
-                             step, 10.0)
+            arrived = _until(functools.partial(_changed, hub, entity, ref, before), step, 10.0)
             ms = (time.perf_counter() - t0) * 1000
             mark = "[green]✓[/]" if arrived else "[red]✗[/]"
             console.print(f"   {mark} {what}: in the hub after {ms:,.0f} ms")
@@ -175,6 +176,10 @@ def _hub_content(hub: Any, entity: str, ref: str) -> Any:
         return None
     rec = hub.get(entity, rows[0].hub_id)
     return None if rec is None or rec.deleted else (rec.fields, rec.refs)
+
+
+def _changed(hub: Any, entity: str, ref: str, before: Any) -> bool:
+    return bool(_hub_content(hub, entity, ref) != before)
 
 
 def _until(done: Callable[[], bool], step: Callable[[], Any], timeout: float) -> bool:
