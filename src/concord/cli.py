@@ -10,8 +10,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
-                           TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from concord.config import EXAMPLE, Config, LinkConfig, load_config
@@ -233,6 +239,24 @@ def log(link: Annotated[str | None, typer.Argument()] = None,
         t.add_row(str(r["id"]), r["link"], r["entity"] or "all", r["trigger"], r["requested_by"] or "",
                   started, secs, r["status"], (r["message"] or "")[:100])
     console.print(t)
+
+
+def _wire() -> None:
+    """Sub-commands that live in their own modules."""
+    from concord.cli_link import link_app
+    from concord.cli_service import serve, token_app
+
+    app.add_typer(link_app, name="link")
+    app.add_typer(token_app, name="token")
+    app.command()(serve)
+    try:
+        from concord.cli_demo import demo
+    except ImportError:  # pragma: no cover
+        return
+    app.command()(demo)
+
+
+_wire()
 
 
 def main() -> None:  # pragma: no cover

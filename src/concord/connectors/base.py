@@ -13,6 +13,7 @@ the engine translates them to hub ids through the link state.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import time
 from abc import ABC, abstractmethod
@@ -84,6 +85,7 @@ class Capabilities:
     incremental: bool = False  # ``changes`` uses a token rather than a full listing
     notifies: bool = False  # ``wait_for_change`` wakes on a real notification
     batch_writes: bool = False  # ``apply`` does better than one write at a time
+    concurrent_reads: bool = False  # ``get`` may run in another thread while writes go on
 
 
 class ConnectorOptions(BaseModel):
@@ -146,13 +148,13 @@ class Connector(ABC):
     def delete(self, entity: str, ref: str, expected_version: str | None) -> None:
         raise TerminalError(f"{self.name}: deleting {entity} records is not supported")
 
-    def apply(self, entity: str, ops: Sequence[WriteOp]) -> list[WriteResult]:
+    def apply(self, entity: str, ops: Sequence[WriteOp]) -> builtins.list[WriteResult]:
         """Apply a batch of writes; the default does them one at a time. Each op gets
         its own result, so one failed write never hides the others."""
         if self.capabilities.read_only:
             err = TerminalError(f"{self.name} link {self.link!r} is read-only")
             return [WriteResult(error=err) for _ in ops]
-        results: list[WriteResult] = []
+        results: builtins.list[WriteResult] = []
         for op in ops:
             try:
                 if op.kind == "create":
@@ -178,7 +180,7 @@ class Connector(ABC):
         time.sleep(timeout)
         return True
 
-    def check(self) -> list[str]:
+    def check(self) -> builtins.list[str]:
         """Prerequisite problems, each a sentence with the fix; empty when ready."""
         return []
 

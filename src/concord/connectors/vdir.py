@@ -28,7 +28,8 @@ class VdirOptions(ConnectorOptions):
 
 class VdirConnector(Connector):
     name = "vdir"
-    capabilities = Capabilities(entities=("client", "contact", "staff"))
+    capabilities = Capabilities(entities=("client", "contact", "staff"), concurrent_reads=True)
+
     Options = VdirOptions
 
     def __init__(self, options: ConnectorOptions, *, link: str = "") -> None:
@@ -46,9 +47,7 @@ class VdirConnector(Connector):
         return vcard.FIELDS
 
     # -- reading -------------------------------------------------------------------
-    @staticmethod
-    def _version(st: os.stat_result) -> str:
-        return f"{st.st_mtime_ns}-{st.st_ino}-{st.st_size}"
+    _version = staticmethod(lambda st: _version(st))
 
     def list(self, entity: str) -> Iterator[tuple[str, str]]:
         ext = self.ext
@@ -61,26 +60,7 @@ class VdirConnector(Connector):
                         continue
 
     def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
-        for ref in refs:
-            path = self.root / ref
-            try:
-                with open(path, "rb") as f:
-                    st = os.fstat(f.fileno())
-                    raw = f.read()
-            except FileNotFoundError:
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield ItemError(ref, f"{path}: not UTF-8 at byte {exc.start} (fix: re-save the "
-                                     "file as UTF-8)")
-                continue
-            try:
-                card = vcard.parse(text, name=str(path))
-            except vcard.VCardError as exc:
-                yield ItemError(ref, str(exc), text[:2000])
-                continue
-            yield Item(ref, self._version(st), card.fields(), {}, card.uid, st.st_mtime)
+        return _read_many(str(self.root), refs)
 
     # -- writing -------------------------------------------------------------------
     def _path(self, ref: str) -> Path:
@@ -145,3 +125,35 @@ class VdirConnector(Connector):
             pass
         except OSError as exc:
             raise TerminalError(f"{path}: cannot delete ({exc})") from exc
+
+
+def _read_many(folder: str, refs: Sequence[str]) -> list[Item | ItemError]:
+    """Read and parse the files at ``refs``."""
+    root = folder + os.sep
+    out: list[Item | ItemError] = []
+    for ref in refs:
+        path = root + ref
+        try:
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                raw = f.read()
+        except FileNotFoundError:
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            out.append(ItemError(ref, f"{path}: not UTF-8 at byte {exc.start} (fix: re-save "
+                                 "the file as UTF-8)"))
+            continue
+        try:
+            uid, fields = vcard.read(text, name=str(path))
+        except vcard.VCardError as exc:
+            out.append(ItemError(ref, str(exc), text[:2000]))
+            continue
+        out.append(Item(ref, _version(st), fields, {}, uid, st.st_mtime))
+    return out
+
+
+def _version(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}-{st.st_ino}-{st.st_size}"
+

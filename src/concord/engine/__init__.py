@@ -8,6 +8,7 @@ paused or held link, turns a spoke's rate limit into "paused until ..." and reco
 from __future__ import annotations
 
 import time
+from typing import Any
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -107,7 +108,7 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
     if held and result.status == "ok":
         result.status, result.message = "held", " ".join(held)
     if not dry_run:
-        values: dict[str, object] = {"last_run_at": time.time(),
+        values: dict[str, Any] = {"last_run_at": time.time(),
                                      "held_reason": " ".join(held) or None}
         if result.status == "ok":
             values["last_error"] = None

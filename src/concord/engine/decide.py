@@ -41,6 +41,7 @@ class Decision:
     hub_put: Content | None = None  # new mapped content for the hub record
     hub_delete: bool = False
     spoke_put: Content | None = None  # content to write to the spoke (create if not linked)
+    recreate: bool = False  # the spoke deleted the item: ``spoke_put`` creates it anew
     spoke_delete: bool = False
     base: Content | None = None  # archive content after success (None: unchanged)
     forget: bool = False  # drop the archive row
@@ -128,7 +129,7 @@ def decide(hub_state: State, spoke_state: State, *, hub: Content | None, spoke: 
         if pull_ok:
             return Decision("delete in hub", hub_delete=True, forget=True)
         assert hub is not None
-        return Decision("re-create in spoke (push link)", spoke_put=hub, base=hub)
+        return Decision("re-create in spoke (push link)", spoke_put=hub, base=hub, recreate=True)
 
     if hs == "changed" and ss == "unchanged":
         assert hub is not None
@@ -161,7 +162,8 @@ def decide(hub_state: State, spoke_state: State, *, hub: Content | None, spoke: 
         assert hub is not None
         note = ConflictNote("delete-vs-edit", [], "hub", {"deleted_at": "spoke"})
         if push_ok:
-            return Decision("edit wins: re-create in spoke", spoke_put=hub, base=hub, conflicts=[note])
+            return Decision("edit wins: re-create in spoke", spoke_put=hub, base=hub,
+                            recreate=True, conflicts=[note])
         return Decision("edit wins: hub keeps the record (pull link cannot re-create)",
                         forget=True, pending=True, conflicts=[note])
 

@@ -88,6 +88,18 @@ class Mapping:
             return None
         return out
 
+    def settle(self, spoke_fields_as_hub: Fields, base: Fields) -> Fields:
+        """Where several hub values share one spoke value, keep the value last synced if
+        it still maps to what the spoke holds: a Canceled task the groupware shows as
+        Completed stays Canceled, instead of turning into the first value listed."""
+        out = spoke_fields_as_hub
+        for hf, table in self.values.items():
+            v, b = out.get(hf), base.get(hf)
+            if (v is not None and b is not None and v != b and str(b) in table
+                    and table.get(str(b)) == table.get(str(v))):
+                out = {**out, hf: b}
+        return out
+
     def to_spoke(self, hub_fields: Fields) -> Fields | None:
         if not self.passes(hub_fields):
             return None

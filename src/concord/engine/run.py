@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from concord.engine.decide import Content, Decision, State, decide, decide_new_b
 from concord.engine.mapping import Mapping
 from concord.errors import ConcordError, PreconditionFailed, TransientError
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
-from concord.records import Record, canonical, content_hash, new_id
+from concord.records import Record, canonical, content_hash, hash_text, new_id
 
 Progress = Callable[[str, int, int], None]
 
@@ -56,7 +57,8 @@ class _Case:
 
 
 def _canon(c: Content) -> tuple[str, str]:
-    return canonical(c[0], c[1]), content_hash(c[0], c[1])
+    text = canonical(c[0], c[1])
+    return text, hash_text(text)
 
 
 class EntitySync:
@@ -79,6 +81,23 @@ class EntitySync:
         self.done = 0
         self.total = 0
         self.handled: set[str] = set()
+        # id(content) -> (content, canonical, hash) for this chunk; holding the content keeps
+        # its id from being reused while the entry exists
+        self._memo: dict[int, tuple[Content, str, str]] = {}
+        self.hub_written = 0  # hub records this run wrote
+        self.spoke_written: dict[str, str | None] = {}  # spoke ref -> version we wrote (None: deleted)
+        # skip look-ups that cannot find anything (a first sync into an empty hub)
+        self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
+        self.has_quarantine = bool(hub.quarantined(link.name))
+
+    def _canon(self, c: Content) -> tuple[str, str]:
+        got = self._memo.get(id(c))
+        if got is None or got[0] is not c:
+            got = self._memo[id(c)] = (c, *_canon(c))
+        return got[1], got[2]
+
+    def _hash(self, c: Content) -> str:
+        return self._canon(c)[1]
 
     # ------------------------------------------------------------------ entry point
     def run(self) -> EntityResult:
@@ -116,14 +135,24 @@ class EntitySync:
             return self.result
 
         self.total = len(dirty) + len(deleted_refs)
-        # C. spoke-side changes, chunk by chunk
-        for i in range(0, len(dirty), self.batch):
-            chunk = dirty[i:i + self.batch]
-            self._spoke_chunk(chunk, by_ref, ch.changed)
+        # C. spoke-side changes, chunk by chunk; where the connector allows, the next chunk
+        # is read while this one is written
+        chunks = [dirty[i:i + self.batch] for i in range(0, len(dirty), self.batch)]
+        if self.conn.capabilities.concurrent_reads and len(chunks) > 1:
+            with ThreadPoolExecutor(1, thread_name_prefix="concord-read") as ex:
+                fut = ex.submit(self._read, chunks[0])
+                for i in range(len(chunks)):
+                    got = fut.result()
+                    if i + 1 < len(chunks):
+                        fut = ex.submit(self._read, chunks[i + 1])
+                    self._spoke_items(got, by_ref, ch.changed)
+        else:
+            for chunk in chunks:
+                self._spoke_items(self._read(chunk), by_ref, ch.changed)
         # D. hub-side changes and spoke deletes
         deleted_ids = {by_ref[r].hub_id for r in deleted_refs}
         pending_deleted = set(deleted_ids)
-        for page in hub.feed_head(entity, cp.hub_seq, page=self.batch):
+        for page in hub.feed_head(entity, cp.hub_seq, upto_seq=hub_seq_now, page=self.batch):
             ids = [i for i, _, _ in page if i not in self.handled]
             seqs = {i: s for i, s, _ in page}
             if not ch.complete:
@@ -140,7 +169,20 @@ class EntitySync:
             if self.unfinished_hub_seq is not None:
                 new_seq = min(new_seq, self.unfinished_hub_seq - 1)
             token = cp.spoke_token if self.unfinished_spoke else ch.token
+            settle = getattr(self.conn, "token_after_writes", None)
+            if (settle is not None and token is not None and self.spoke_written
+                    and not self.unfinished_spoke):
+                # move the token past our own writes, so an item we created and someone
+                # then deleted is not lost by servers that omit it from the next diff
+                token = settle(entity, token, self.spoke_written)
             with hub.begin() as conn:
+                hub.lock_feed(conn)
+                if self.unfinished_hub_seq is None and self.hub_written:
+                    # When every seq taken since the run began is one of ours, nobody else
+                    # wrote meanwhile: skip our own echoes instead of re-reading them next run.
+                    last = hub.last_seq_in(conn)
+                    if last - hub_seq_now == self.hub_written:
+                        new_seq = last
                 hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
         return self.result
 
@@ -200,11 +242,10 @@ class EntitySync:
             return "changed", proj
         return ("unchanged" if content_hash(*proj) == arch.hash else "changed"), proj
 
-    def _spoke_chunk(self, refs: list[str], by_ref: dict[str, ArchiveRow],
-                     listed: dict[str, str]) -> None:
+    def _read(self, refs: list[str]) -> list[Item | ItemError]:
         # a ref that vanished between list and get is simply absent here; the next
         # listing reports it as deleted
-        self._spoke_items(list(self.conn.get(self.entity, refs)), by_ref, listed)
+        return list(self.conn.get(self.entity, refs))
 
     def _spoke_items(self, got: list[Item | ItemError], by_ref: dict[str, ArchiveRow],
                      listed: dict[str, str], checkpoint: Checkpoint | None = None) -> None:
@@ -231,7 +272,8 @@ class EntitySync:
             except _RefMissing as exc:
                 bad.append(("spoke", it.ref, str(exc), None))
                 self.result.errors.append(str(exc))
-        idents = [it.ident for it, _ in mapped if by_ref.get(it.ref) is None and it.ident]
+        idents = [it.ident for it, _ in mapped
+                  if by_ref.get(it.ref) is None and it.ident] if self.hub_has_entity else []
         ids = [by_ref[it.ref].hub_id for it, _ in mapped if it.ref in by_ref] + idents
         recs = self.hub.get_many(self.entity, ids)
         linked_elsewhere = {a.hub_id: a for a in self.hub.archive_select(
@@ -248,8 +290,9 @@ class EntitySync:
                     continue
                 rec = recs.get(hub_id)
                 hs, hub_c = self._hub_state(rec, arch)
-                ss: State = "unchanged" if content_hash(*content) == arch.hash else "changed"
                 base = load_content(arch.base)
+                content = (self.map.settle(content[0], base[0]), content[1])
+                ss: State = "unchanged" if self._hash(content) == arch.hash else "changed"
                 if hs == "unchanged" and ss == "unchanged":  # touched, not changed
                     d = Decision("version only", base=base)
                 else:
@@ -275,11 +318,12 @@ class EntitySync:
                                     authority=self.cfg.authority, hub_newer=_newer(rec, it))
                 cases.append(_Case(rec.id, None, rec, it, it.version, d))
             else:
-                hub_id = ident if ident and _usable_id(ident) and ident not in self.handled else None
-                new = hub_id is None
+                chosen = (ident if ident and _usable_id(ident)
+                          and ident not in self.handled else None)
+                new = chosen is None
                 d = decide("absent", "changed", hub=None, spoke=content, base=None,
                            direction=self.cfg.direction, authority=self.cfg.authority)
-                cases.append(_Case(hub_id or new_id(), None, rec, it, it.version, d, new_hub_id=new))
+                cases.append(_Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
 
@@ -381,7 +425,7 @@ class EntitySync:
                 if isinstance(item, str):
                     failed[n] = item
                     continue
-                if ref is None:
+                if ref is None or d.recreate:  # the old ref is gone: update would never apply
                     ops.append(WriteOp("create", None, item, ident=c.hub_id))
                 else:
                     ops.append(WriteOp("update", ref, item, expected_version=c.spoke_version))
@@ -397,8 +441,11 @@ class EntitySync:
                 raise
             except ConcordError as exc:  # a connector that failed the whole batch
                 out = [WriteResult(error=exc) for _ in ops]
-            for n, r in zip(op_case, out, strict=True):
-                results[n] = r
+            for n, op, wr in zip(op_case, ops, out, strict=True):
+                results[n] = wr
+                ref = wr.ref or op.ref
+                if wr.error is None and ref:
+                    self.spoke_written[ref] = None if op.kind == "delete" else wr.version
         # 2. hub + archive + conflicts + quarantine, one transaction
         now_bad = list(bad)
         with self.hub.begin() as conn:
@@ -438,7 +485,10 @@ class EntitySync:
                     for k in self.map.refs:
                         refs.pop(k, None)
                     refs.update(d.hub_put[1])
-                    writes.append(RecordWrite(self.entity, c.hub_id, fields, refs))
+                    w = RecordWrite(self.entity, c.hub_id, fields, refs)
+                    if fields == d.hub_put[0] and refs == d.hub_put[1]:
+                        w.data, w.hash = self._canon(d.hub_put)
+                    writes.append(w)
                 elif d.hub_delete and cur is not None and not cur.deleted:
                     writes.append(RecordWrite(self.entity, c.hub_id, cur.fields, cur.refs, True))
                 if d.forget:
@@ -448,7 +498,7 @@ class EntitySync:
                         c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None))
                     version = r.version if r is not None and r.version else c.spoke_version
                     if ref is not None:
-                        data, h = _canon(d.base)
+                        data, h = self._canon(d.base)
                         arch_rows.append(ArchiveRow(c.hub_id, ref, version, h, data))
                         ok_refs.append(ref)
                 for note in d.conflicts:
@@ -465,11 +515,14 @@ class EntitySync:
                 if d.pending:
                     res.counts["pending"] += 1
             self.hub.write(conn, writes, by=f"link:{self.link.name}")
+            self.hub_written += len(writes)
             self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
             self.hub.drop_archive(conn, self.link.name, self.entity, forget)
             self.hub.add_conflicts(conn, conflict_rows)
             self.hub.quarantine_items(conn, self.link.name, self.entity, now_bad)
-            if ok_refs:
+            if now_bad:
+                self.has_quarantine = True
+            if ok_refs and self.has_quarantine:
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "spoke", ok_refs)
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "hub",
                                             [a.hub_id for a in arch_rows])
@@ -477,6 +530,7 @@ class EntitySync:
                 self.hub.save_checkpoint(conn, self.link.name, self.entity, checkpoint)
         res.counts["conflicts"] += len(conflict_rows)
         res.counts["quarantined"] += len(now_bad)
+        self._memo.clear()
         self.done += len(cases) + len(bad)
         for a in arch_rows:
             self._ref_cache.setdefault(self.entity, {})[a.spoke_ref] = a.hub_id

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -68,7 +69,18 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def upsert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE for many rows. Large batches go straight to the
+    driver's executemany (SQLAlchemy's per-row parameter processing costs more than the
+    database's own work for the hub's plain columns)."""
     if not rows:
+        return
+    if len(rows) >= 50 and conn.dialect.name in ("sqlite", "postgresql"):
+        cols = list(rows[0])
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
+        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))}) "
+               f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
+        conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
         return
     stmt = _insert(conn, table)
     cols = [c for c in rows[0] if c not in keys]
@@ -79,7 +91,7 @@ def upsert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: S
 
 
 def load_content(data: str) -> tuple[dict[str, Any], dict[str, str | None]]:
-    doc = json.loads(data)
+    doc = orjson.loads(data)
     return doc.get("f", {}), doc.get("r", {})
 
 
@@ -222,6 +234,10 @@ class Hub:
                 return None
             return self.write(conn, [RecordWrite(entity, id, cur.fields, cur.refs, True)], by)[0]
 
+    def last_seq_in(self, conn: Connection) -> int:
+        return int(conn.execute(select(s.tenants.c.last_seq)
+                                .where(s.tenants.c.id == self.tenant)).scalar_one())
+
     def last_seq(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(s.tenants.c.last_seq)
@@ -356,14 +372,6 @@ class Hub:
         if not rows:
             return
         now = time.time()
-        # A spoke ref can move to another hub id (re-linked): clear the old owner first.
-        c = s.archive.c
-        refs = [r.spoke_ref for r in rows]
-        for i in range(0, len(refs), 500):
-            conn.execute(delete(s.archive).where(
-                c.tenant == self.tenant, c.link == link, c.entity == entity,
-                c.spoke_ref.in_(refs[i:i + 500]),
-                c.hub_id.not_in([r.hub_id for r in rows[i:i + 500]])))
         upsert(conn, s.archive, [
             {"tenant": self.tenant, "link": link, "entity": entity, "hub_id": r.hub_id,
              "spoke_ref": r.spoke_ref, "spoke_version": r.spoke_version, "hash": r.hash,
@@ -480,7 +488,9 @@ class Hub:
                 tenant=self.tenant, link=link, entity=entity, record=record, trigger=trigger,
                 requested_by=requested_by, status=status,
                 started_at=time.time() if status == "running" else None))
-            return int(res.inserted_primary_key[0])
+            pk = res.inserted_primary_key
+            assert pk is not None
+            return int(pk[0])
 
     def update_run(self, run_id: int, **values: Any) -> None:
         if "counts" in values and not isinstance(values["counts"], str | None):
@@ -558,7 +568,7 @@ class Hub:
 
 
 def _lock_is_stale(row: Any, now: float, stale_after: float) -> bool:
-    host, pid = (str(row.owner).split(":") + ["", ""])[:2]
+    host, pid = [*str(row.owner).split(":"), "", ""][:2]
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)

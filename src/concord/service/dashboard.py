@@ -1,0 +1,286 @@
+"""The dashboard: server-rendered pages (Jinja2) with a few lines of fetch() in app.js.
+
+Per link: the status light with its reason and fix, the progress of a running migration,
+the Sync buttons (disabled, "Syncing…", while that entity is queued or running), a
+per-record Sync with the Pending Sync badge, conflicts side by side, and the activity log.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from concord.errors import LinkUnavailable
+from concord.records import ENTITY_TYPES
+from concord.service.api.conflicts import Resolution, conflict_out, resolve
+from concord.service.api.links import request_sync, status_out
+from concord.service.api.records import out as records_out
+from concord.service.auth import Principal
+from concord.service.deps import COOKIE, ServiceState, principal_from, state, sync_scope
+from concord.status import directions
+
+LABELS = {"client": "Clients", "staff": "Staff", "job": "Jobs", "tax_return": "Tax Returns",
+          "custom_field": "Custom Fields", "contact": "Contacts", "task": "Tasks",
+          "event": "Events", "email": "E-mails"}
+
+templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
+templates.env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S",
+                                                         time.localtime(ts)) if ts else ""
+templates.env.globals["LABELS"] = LABELS
+
+router = APIRouter(include_in_schema=False)
+
+
+class _Login(Exception):
+    pass
+
+
+def _who(request: Request) -> Principal:
+    try:
+        p = principal_from(request, None)
+    except HTTPException:
+        p = None
+    if p is None:
+        raise _Login()
+    return p
+
+
+def _page(request: Request, name: str, p: Principal, **ctx: Any) -> HTMLResponse:
+    ctx.update(request=request, me=p, entities=ENTITY_TYPES)
+    return templates.TemplateResponse(request, name, ctx)
+
+
+def _login_redirect() -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None) -> dict[str, Any]:
+    cfg = st.links[name]
+    busy = st.scheduler.busy(name)
+    status = status_out(st, name)
+    running = set(status.running) | set(status.queued) | set(busy)
+    buttons = []
+    for entity in (e for e in ENTITY_TYPES if e in directions(cfg)):
+        if not p.has(sync_scope(entity)):
+            continue
+        syncing = entity in running or "all" in running
+        buttons.append({"entity": entity, "label": f"Sync {LABELS[entity]}", "syncing": syncing})
+    actions: list[tuple[str, str]] = []
+    if p.has("admin"):
+        if status.state in ("unknown", "inactive"):
+            actions.append(("activate", "Activate"))
+        elif status.state == "paused" or status.paused_until:
+            actions.append(("resume", "Resume"))
+        else:
+            actions.append(("pause", "Pause"))
+    return {"name": name, "cfg": cfg, "status": status, "buttons": buttons, "flash": flash,
+            "entities": directions(cfg), "actions": actions}
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, error: str | None = None) -> HTMLResponse:
+    return templates.TemplateResponse(request, "login.html", {"error": error})
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form(...)) -> Response:
+    p = state(request).verifier.verify(token.strip())
+    if p is None:
+        return templates.TemplateResponse(request, "login.html",
+                                          {"error": "That token is unknown or revoked."},
+                                          status_code=401)
+    resp = RedirectResponse("/", status_code=303)
+    resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict",
+                    secure=request.url.scheme == "https", max_age=12 * 3600)
+    return resp
+
+
+@router.post("/logout")
+def logout() -> Response:
+    resp = _login_redirect()
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return _login_redirect()
+    st = state(request)
+    cards = [card_ctx(st, n, p) for n in st.links]
+    return _page(request, "index.html", p, cards=cards, activity=st.hub.activity(15),
+                 conflicts=len(st.hub.conflicts(limit=1000)))
+
+
+@router.get("/ui/links/{name}/card", response_class=HTMLResponse)
+def card(request: Request, name: str) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    st = state(request)
+    if name not in st.links:
+        return Response(status_code=404)
+    return _page(request, "_card.html", p, c=card_ctx(st, name, p))
+
+
+@router.post("/ui/links/{name}/sync/{entity}", response_class=HTMLResponse)
+def ui_sync(request: Request, name: str, entity: str) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    st = state(request)
+    if name not in st.links:
+        return Response(status_code=404)
+    flash = None
+    try:
+        o = request_sync(st, name, entity, p)
+        flash = None if o.accepted else o.message
+    except HTTPException as exc:
+        flash = str(exc.detail)
+    return _page(request, "_card.html", p, c=card_ctx(st, name, p, flash))
+
+
+@router.post("/ui/links/{name}/{action}", response_class=HTMLResponse)
+def ui_link_action(request: Request, name: str, action: str) -> Response:
+    """An administrator's Activate / Pause / Resume, from the link's card."""
+    from concord.service.api import links as links_api
+
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    st = state(request)
+    if name not in st.links or action not in ("activate", "pause", "resume"):
+        return Response(status_code=404)
+    if not p.has("admin"):
+        return Response("only an administrator may do that", status_code=403)
+    getattr(links_api, action)(request, name, p)
+    return _page(request, "_card.html", p, c=card_ctx(st, name, p))
+
+
+def _rows(st: ServiceState, entity: str, offset: int, limit: int) -> list[Any]:
+    return records_out(st, st.hub.list_records(entity, offset=offset, limit=limit))
+
+
+@router.get("/records/{entity}", response_class=HTMLResponse)
+def records_page(request: Request, entity: str, offset: int = 0) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return _login_redirect()
+    if entity not in ENTITY_TYPES:
+        return Response(f"unknown entity type {entity!r}", status_code=404)
+    st = state(request)
+    offset = max(0, offset)
+    return _page(request, "records.html", p, entity=entity, rows=_rows(st, entity, offset, 50),
+                 offset=offset, total=st.hub.count(entity),
+                 can_sync=p.has("sync:run") and bool(st.scheduler.links_for(entity)
+                                                     or any(entity in directions(c)
+                                                            for c in st.links.values())))
+
+
+def _row_response(request: Request, p: Principal, entity: str, rid: str,
+                  flash: str | None = None) -> Response:
+    st = state(request)
+    rec = st.hub.get(entity, rid)
+    if rec is None:
+        return Response(status_code=404)
+    return _page(request, "_row.html", p, entity=entity, r=records_out(st, [rec])[0],
+                 can_sync=p.has("sync:run"), flash=flash)
+
+
+@router.get("/ui/records/{entity}/{rid}/row", response_class=HTMLResponse)
+def record_row(request: Request, entity: str, rid: str) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    return _row_response(request, p, entity, rid)
+
+
+@router.post("/ui/records/{entity}/{rid}/sync", response_class=HTMLResponse)
+def record_sync(request: Request, entity: str, rid: str) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    if not p.has("sync:run") or entity not in ENTITY_TYPES:
+        return Response("this token may not sync records", status_code=403)
+    st = state(request)
+    flash = None
+    for name, cfg in st.links.items():
+        if entity in directions(cfg):
+            try:
+                st.scheduler.request(name, entity, record=rid, trigger="manual", by=p.actor,
+                                     may_activate=p.has("admin"))
+            except LinkUnavailable as exc:
+                flash = str(exc)
+    return _row_response(request, p, entity, rid, flash)
+
+
+@router.get("/conflicts", response_class=HTMLResponse)
+def conflicts_page(request: Request) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return _login_redirect()
+    st = state(request)
+    items = []
+    for row in st.hub.conflicts(limit=200):
+        c = conflict_out(row)
+        names = sorted(set(c.hub) | set(c.spoke))
+        items.append({"c": c, "names": names})
+    return _page(request, "conflicts.html", p, items=items)
+
+
+@router.post("/ui/conflicts/{cid}/resolve", response_class=HTMLResponse)
+async def ui_resolve(request: Request, cid: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    if not p.has("records:write"):
+        return Response("resolving a conflict needs the scope records:write", status_code=403)
+    form = await request.form()
+    st = state(request)
+    choose = form.get("choose")
+    try:
+        if choose in ("hub", "spoke"):
+            res = Resolution.model_validate({"choose": str(choose)})
+        else:
+            names = [k[2:] for k in form if isinstance(k, str) and k.startswith("f:")]
+            res = Resolution.model_validate(
+                {"fields": {n: str(form[f"f:{n}"]) or None for n in names}})
+        c = resolve(st, cid, res, p)
+    except HTTPException as exc:
+        return Response(str(exc.detail), status_code=exc.status_code)
+    return HTMLResponse(f'<div class="resolved" data-resolved="{c.id}">Conflict {c.id} resolved: '
+                        f"{escape(c.resolution or '')}</div>")
+
+
+@router.get("/ui/activity", response_class=HTMLResponse)
+def activity_part(request: Request) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return Response(status_code=401)
+    return _page(request, "_activity.html", p, activity=state(request).hub.activity(15), live=True)
+
+
+@router.get("/activity", response_class=HTMLResponse)
+def activity_page(request: Request) -> Response:
+    try:
+        p = _who(request)
+    except _Login:
+        return _login_redirect()
+    return _page(request, "activity.html", p, activity=state(request).hub.activity(300))

@@ -1,0 +1,58 @@
+"""The connector contract on vdir: a real folder of .vcf files under tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from concord.connectors.base import Item, ItemError
+from concord.connectors.vdir import VdirConnector, VdirOptions
+from concord.errors import ConfigError
+from tests.contract.base import ConnectorContract
+
+
+class TestVdirContract(ConnectorContract):
+    @pytest.fixture
+    def connector(self, tmp_path: Path) -> VdirConnector:
+        return VdirConnector(VdirOptions(path=str(tmp_path / "contacts")), link="t")
+
+    @pytest.fixture
+    def entity(self) -> str:
+        return "contact"
+
+    @pytest.fixture
+    def make_item(self):
+        def make(n: int) -> Item:
+            return Item(ref="", version="", fields={
+                "name": f"Person {n}", "emails": [f"p{n}@example.com"], "phones": [f"+44 {n:04d}"],
+                "org": f"Firm {n % 3}", "note": f"note, {n}; line\nnext"})
+        return make
+
+    # -- vdir specifics beyond the contract -------------------------------------------
+    def test_unreadable_file_is_an_item_error_naming_the_file(self, connector, entity) -> None:
+        (connector.root / "bad.vcf").write_text("BEGIN:VCARD\nFN:x\n")
+        (connector.root / "latin1.vcf").write_bytes(b"BEGIN:VCARD\nVERSION:3.0\nFN:Z\xe9\nEND:VCARD\n")
+        got = {g.ref: g for g in connector.get(entity, ["bad.vcf", "latin1.vcf"])}
+        assert isinstance(got["bad.vcf"], ItemError)
+        assert str(connector.root / "bad.vcf") in got["bad.vcf"].error
+        assert "fix:" in got["bad.vcf"].error
+        assert isinstance(got["latin1.vcf"], ItemError) and "UTF-8" in got["latin1.vcf"].error
+
+    def test_hidden_temporary_and_foreign_files_are_not_listed(self, connector, entity) -> None:
+        (connector.root / ".concord-1-x.tmp").write_text("x")
+        (connector.root / ".hidden.vcf").write_text("x")
+        (connector.root / "notes.txt").write_text("x")
+        assert list(connector.list(entity)) == []
+
+    def test_update_keeps_unmapped_properties(self, connector, entity, make_item) -> None:
+        ref, v1 = connector.create(entity, make_item(1), "uid-1")
+        path = connector.root / ref
+        path.write_text(path.read_text().replace("END:VCARD", "X-KEEP;TYPE=a:yes\r\nEND:VCARD"))
+        v1 = dict(connector.list(entity))[ref]
+        connector.update(entity, ref, make_item(2), v1)
+        assert "X-KEEP;TYPE=a:yes" in path.read_text()
+
+    def test_missing_folder_without_create_is_a_config_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="does not exist"):
+            VdirConnector(VdirOptions(path=str(tmp_path / "nope"), create=False), link="t")

@@ -1,0 +1,399 @@
+"""Two vdir folders linked through the hub: the must-shows, through ``sync_link`` and the CLI.
+
+Each scenario runs on a SQLite hub and on a PostgreSQL hub (the ``hub_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from concord.engine import sync_link
+from concord.errors import HubError, LinkLocked
+from concord.formats import vcard
+from concord.hub.store import Hub
+from tests.integration.vdirenv import VdirEnv, card, duplicates, stat_versions
+
+
+def seed(env: VdirEnv, n: int, folder: str = "a") -> None:
+    for i in range(n):
+        env.write(folder, f"c{i}.vcf", card(f"Person {i}", f"uid{i}", emails=[f"p{i}@x.com"],
+                                            phones=[f"0{i}"]))
+
+
+def test_an_edit_in_either_folder_reaches_the_other(env: VdirEnv) -> None:
+    seed(env, 3)
+    env.sync_all()
+    assert env.cards("b") == env.cards("a")
+    assert set(env.hub_records()) == {"uid0", "uid1", "uid2"}
+
+    env.edit("a", "uid1", title="Partner")
+    env.sync_all()
+    assert env.cards("b")["uid1"]["title"] == "Partner"
+
+    env.edit("b", "uid2", phones=["999"])
+    env.sync_all()
+    assert env.cards("a")["uid2"]["phones"] == ["999"]
+    assert env.cards("a") == env.cards("b")
+    assert env.conflicts() == []
+
+
+def test_new_contact_created_in_b_reaches_a(env: VdirEnv) -> None:
+    seed(env, 2)
+    env.sync_all()
+    env.write("b", "new.vcf", card("Newcomer", "new-uid", emails=["n@x.com"]))
+    env.sync_all()
+    assert env.cards("a")["new-uid"] == {"name": "Newcomer", "emails": ["n@x.com"]}
+
+
+def test_edits_to_different_fields_on_both_sides_are_merged(env: VdirEnv) -> None:
+    seed(env, 3)
+    env.sync_all()
+    env.edit("a", "uid1", phones=["555"])
+    env.edit("b", "uid1", emails=["new@x.com"])
+    env.sync_all()
+    for side in ("a", "b"):
+        assert env.cards(side)["uid1"] == {"name": "Person 1", "emails": ["new@x.com"],
+                                           "phones": ["555"]}
+    assert env.hub_records()["uid1"]["phones"] == ["555"]
+    assert env.conflicts() == []
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_delete_on_one_side_and_edit_on_the_other_keeps_the_edit(env: VdirEnv, first: str) -> None:
+    seed(env, 3)
+    env.sync_all()
+    env.path_of("a", "uid2").unlink()
+    env.edit("b", "uid2", name="Person Two")
+    env.sync(first)
+    env.sync_all()
+    assert env.cards("a")["uid2"]["name"] == "Person Two"
+    assert env.cards("b")["uid2"]["name"] == "Person Two"
+    assert env.hub_records()["uid2"]["name"] == "Person Two"
+    kinds = [(c["hub_id"], c["kind"]) for c in env.conflicts()]
+    assert ("uid2", "delete-vs-edit") in kinds
+
+
+def test_hub_edit_over_a_spoke_delete_recreates_the_file(env: VdirEnv) -> None:
+    env.write("a", "c.vcf", card("Ann", "u1"))
+    env.write("a", "d.vcf", card("Bob", "u2"))
+    env.sync("a")
+    (env.folder("a") / "c.vcf").unlink()
+    env.hub.put("contact", "u1", {"name": "Ann Edited"})
+    r = env.sync("a")
+    assert r.counts["edit wins: re-create in spoke"] == 1
+    assert env.cards("a") == {"u1": {"name": "Ann Edited"}, "u2": {"name": "Bob"}}
+    assert env.sync("a").counts == {}
+
+
+def test_push_link_recreates_a_file_deleted_at_the_spoke(make_env) -> None:
+    env = make_env({"a": {}, "b": {"direction": "push"}})
+    env.write("a", "c.vcf", card("Ann", "u1"))
+    env.sync_all()
+    env.path_of("b", "u1").unlink()
+    r = env.sync("b")
+    assert r.counts["re-create in spoke (push link)"] == 1
+    assert env.cards("b") == {"u1": {"name": "Ann"}}
+    assert env.hub_records() == {"u1": {"name": "Ann"}}
+
+
+def test_deleting_90_percent_is_held_until_confirmed(env: VdirEnv) -> None:
+    seed(env, 30)
+    env.sync_all()
+    for p in sorted(env.files("b").values())[:27]:
+        p.unlink()
+    r = env.sync("b")
+    assert r.status == "held"
+    assert "--confirm-deletes" in r.message
+    assert len(env.hub_records()) == 30  # nothing applied
+    env.sync("a")
+    assert len(env.cards("a")) == 30
+    code, out = env.cli("status", "b")
+    assert code == 3 and "held by the delete guard" in out
+
+    code, out = env.cli("sync", "b")
+    assert "held" in out and "--confirm-deletes" in out
+    assert len(env.hub_records()) == 30
+
+    code, out = env.cli("sync", "b", "--confirm-deletes")
+    assert code == 0 and "27 delete in hub" in out
+    assert len(env.hub_records()) == 3
+    # the deletes now reach a; that side is guarded too, and confirmed the same way
+    assert env.sync("a").status == "held"
+    assert len(env.cards("a")) == 30
+    code, out = env.cli("sync", "a", "--confirm-deletes")
+    assert code == 0
+    assert env.cards("a") == env.cards("b") and len(env.cards("a")) == 3
+
+
+def test_a_spoke_that_suddenly_lists_empty_is_held(env: VdirEnv) -> None:
+    seed(env, 3)
+    env.sync_all()
+    for p in env.files("a").values():
+        p.unlink()
+    r = env.sync("a")
+    assert r.status == "held" and "lists no records" in r.message
+    assert len(env.hub_records()) == 3
+
+
+def test_malformed_vcard_is_reported_by_file_name_and_the_others_sync(env: VdirEnv) -> None:
+    seed(env, 4)
+    bad = env.write("a", "broken.vcf", "BEGIN:VCARD\nVERSION:3.0\nFN:Cut short\n")
+    code, out = env.cli("sync")
+    assert code == 0
+    assert str(bad) in out and "END:VCARD" in out and "fix:" in out
+    assert set(env.cards("b")) == {f"uid{i}" for i in range(4)}
+    [q] = env.hub.quarantined("a")
+    assert q["ref"] == "broken.vcf" and str(bad) in q["error"]
+    code, out = env.cli("status", "a", "--details")
+    assert "broken.vcf" in out
+    # repaired, it syncs and leaves quarantine
+    bad.write_text(card("Repaired", "fixed-uid"))
+    env.sync_all()
+    assert env.cards("b")["fixed-uid"]["name"] == "Repaired"
+    assert env.hub.quarantined("a") == []
+
+
+def test_touched_but_unchanged_file_is_not_a_change(env: VdirEnv) -> None:
+    seed(env, 3)
+    env.sync_all()
+    before_seq = env.hub.last_seq()
+    b_before = stat_versions(env.folder("b"))
+    p = env.path_of("a", "uid1")
+    text = p.read_text()
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    touched = stat_versions(env.folder("a"))
+    r = env.sync("a")
+    assert r.ok and not any(k for k in r.counts if k not in ("version only",))
+    assert env.hub.last_seq() == before_seq  # no hub write
+    assert stat_versions(env.folder("a")) == touched  # no rewrite of the file
+    assert p.read_text() == text
+    env.sync("b")
+    assert stat_versions(env.folder("b")) == b_before
+    # and the new version was recorded: the next run does not look at it again
+    assert env.sync("a").counts == {}
+
+
+def test_unmapped_properties_survive_a_round_trip(env: VdirEnv) -> None:
+    original = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:rich-1\r\nFN:Ann Rich\r\nN:Rich;Ann;;;\r\n"
+        "item1.EMAIL;TYPE=INTERNET,pref:ann@rich.example\r\nitem1.X-ABLabel:_$!<Work>!$_\r\n"
+        "TEL;TYPE=CELL,VOICE:+44 1\r\nX-SKYPE;TYPE=work:ann.rich\r\n"
+        "PHOTO;ENCODING=b;TYPE=JPEG:/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAAEBAQEBAQEBAQEBAQE\r\n"
+        " BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\r\n"
+        "END:VCARD\r\n")
+    pa = env.write("a", "rich.vcf", original)
+    env.sync_all()
+    env.edit("b", "rich-1", title="Director")
+    env.sync_all()
+    text = pa.read_bytes().decode()
+    assert vcard.parse(text).fields()["title"] == "Director"
+    for line in original.split("\r\n")[2:-2]:  # every original line but VERSION/END is kept
+        if not line.startswith("TITLE"):
+            assert line in text.split("\r\n"), line
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(env: VdirEnv) -> None:
+    seed(env, 3)
+    env.sync_all()
+    env.edit("a", "uid0", title="CEO")
+    env.write("a", "n.vcf", card("New One", "n1"))
+    a_before, b_before = stat_versions(env.folder("a")), stat_versions(env.folder("b"))
+    seq = env.hub.last_seq()
+    cps = {n: env.hub.checkpoint(n, "contact") for n in ("a", "b")}
+    runs = len(env.hub.runs())
+
+    code, out = env.cli("sync", "a", "--dry-run")
+    assert code == 0 and "dry-run" in out
+    assert "spoke -> hub hub=uid0" in out and "create in hub hub=n1 spoke=n.vcf" in out
+    assert env.hub.last_seq() == seq
+    assert stat_versions(env.folder("a")) == a_before
+    assert stat_versions(env.folder("b")) == b_before
+    assert {n: env.hub.checkpoint(n, "contact") for n in ("a", "b")} == cps
+    assert len(env.hub.runs()) == runs
+    assert "n1" not in env.hub_records()
+    # the real run then does what the plan said
+    r = env.sync("a")
+    assert r.counts["spoke -> hub"] == 1 and r.counts["create in hub"] == 1
+
+
+def test_value_map_with_an_unmapped_value_means_not_synced(make_env) -> None:
+    env = make_env({"a": {"values": {"kind": {"individual": "individual"}}}, "b": {}})
+    env.write("a", "p.vcf", card("Person", "p1", kind="individual"))
+    env.write("a", "o.vcf", card("Acme Ltd", "o1", kind="org", org="Acme Ltd"))
+    env.write("a", "n.vcf", card("No Kind", "k1"))
+    r = env.sync("a")
+    assert r.counts["not synced"] == 1
+    env.sync_all()
+    assert set(env.cards("b")) == {"p1", "k1"}
+    # a hub record with an unmapped value does not go out over that link either
+    env.write("b", "org2.vcf", card("Other Org", "o2", kind="org"))
+    env.sync_all()
+    assert "o2" in env.hub_records()
+    assert "o2" not in env.cards("a")
+
+
+def test_category_filter(make_env) -> None:
+    env = make_env({"a": {}, "b": {"filter": {"categories": ["Client"]}}})
+    env.write("a", "1.vcf", card("Client One", "c1", categories=["Client", "VIP"]))
+    env.write("a", "2.vcf", card("Supplier", "s1", categories=["Supplier"]))
+    env.write("a", "3.vcf", card("Nobody", "x1"))
+    env.sync_all()
+    assert set(env.cards("b")) == {"c1"}
+    assert set(env.hub_records()) == {"c1", "s1", "x1"}
+    # a card at b outside the filter stays out of the hub
+    env.write("b", "4.vcf", card("Private", "p1", categories=["Personal"]))
+    env.sync_all()
+    assert "p1" not in env.hub_records()
+    assert "p1" not in env.cards("a")
+
+
+def test_pull_link_leaves_hub_edits_pending(make_env) -> None:
+    env = make_env({"a": {"direction": "pull"}, "b": {}})
+    env.write("a", "1.vcf", card("Ann", "u1", phones=["1"]))
+    env.sync_all()
+    assert env.cards("b")["u1"]["name"] == "Ann"
+    pa = env.path_of("a", "u1")
+    text = pa.read_text()
+    env.edit("b", "u1", title="Partner")
+    env.sync("b")
+    r = env.sync("a")
+    assert r.counts["pending"] == 1
+    assert pa.read_text() == text  # the hub edit did not reach the pull spoke
+    assert env.hub_records()["u1"]["title"] == "Partner"  # and it was not lost either
+    # a later spoke edit merges with the pending hub edit, losing neither
+    env.edit("a", "u1", phones=["2"])
+    env.sync("a")
+    assert env.hub_records()["u1"] == {"name": "Ann", "phones": ["2"], "title": "Partner"}
+    assert "title" not in env.cards("a")["u1"]
+
+
+def test_conflict_resolution_takes_the_losers_values_back(env: VdirEnv) -> None:
+    seed(env, 2)
+    env.sync_all()
+    env.edit("a", "uid0", name="Alpha")
+    env.edit("b", "uid0", name="Bravo")
+    env.sync("a")
+    env.sync("b")  # hub (Alpha, from a) wins over b's Bravo; Bravo is kept
+    env.sync_all()
+    assert env.cards("b")["uid0"]["name"] == "Alpha"
+    [c] = [c for c in env.conflicts() if c["hub_id"] == "uid0"]
+    assert c["winner"] == "hub" and c["kept_values"] == {"name": "Bravo"}
+    code, out = env.cli("conflicts")
+    assert str(c["id"]) in out and "Bravo" in out
+
+    code, out = env.cli("conflicts", "resolve", str(c["id"]), "--take", "loser")
+    assert code == 0 and "loser" in out
+    assert env.hub_records()["uid0"]["name"] == "Bravo"
+    env.sync_all()
+    assert env.cards("a")["uid0"]["name"] == "Bravo"
+    assert env.cards("b")["uid0"]["name"] == "Bravo"
+    assert env.hub.conflicts() == []  # resolved
+    code, out = env.cli("conflicts", "resolve", str(c["id"]), "--take", "loser")
+    assert code == 2 and "already resolved" in out
+
+
+def test_a_second_sync_of_the_same_link_while_one_holds_the_lock_is_refused(env: VdirEnv) -> None:
+    seed(env, 2)
+    other = Hub(env.hub_url)  # another process's view of the same hub
+    try:
+        with other.lock("sync:a:contact"):
+            with pytest.raises(LinkLocked, match="already being synced"):
+                env.sync("a")
+            code, out = env.cli("sync", "a")
+            assert code == 0 and "already syncing" in out
+            assert env.hub_records() == {}
+            env.sync("b")  # another link is not blocked
+        assert env.sync("a").counts["create in hub"] == 2  # free again
+    finally:
+        other.close()
+
+
+class _CrashOnce:
+    """Make the hub's commit fail once, after the connector has written to the spoke."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fired = False
+        real = Hub.save_archive
+
+        def save_archive(hub, conn, link, entity, rows):  # type: ignore[no-untyped-def]
+            if rows and not self.fired:
+                self.fired = True
+                raise HubError("simulated crash between the spoke write and the hub commit")
+            return real(hub, conn, link, entity, rows)
+
+        monkeypatch.setattr(Hub, "save_archive", save_archive)
+
+
+def test_crash_after_spoke_create_links_the_item_without_duplicate(
+        env: VdirEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(env, 5)
+    env.sync("a")
+    crash = _CrashOnce(monkeypatch)
+    with pytest.raises(HubError, match="simulated crash"):
+        env.sync("b")
+    assert crash.fired
+    assert len(env.files("b")) == 5  # the spoke writes happened; the hub knows nothing of them
+    assert env.hub.archive_count("b", "contact") == 0
+    r = env.sync("b")
+    assert r.counts["same identity, equal: link"] == 5
+    assert "create in spoke" not in r.counts and "create in hub" not in r.counts
+    assert sorted(p.name for p in env.folder("b").glob("*.vcf")) == [f"uid{i}.vcf" for i in range(5)]
+    assert len(env.hub_records()) == 5
+    assert env.conflicts() == []
+    env.sync_all()
+    assert env.cards("a") == env.cards("b")
+    assert len(list(env.folder("a").glob("*.vcf"))) == 5
+
+
+def test_crash_after_spoke_update_marks_it_synced(env: VdirEnv,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(env, 3)
+    env.sync_all()
+    env.edit("a", "uid1", title="Partner")
+    env.sync("a")
+    _CrashOnce(monkeypatch)
+    with pytest.raises(HubError):
+        env.sync("b")
+    assert env.cards("b")["uid1"]["title"] == "Partner"  # written before the crash
+    seq = env.hub.last_seq()
+    r = env.sync("b")
+    assert r.counts["equal: mark synced"] == 1
+    assert env.hub.last_seq() == seq and env.conflicts() == []
+    assert env.sync("b").counts == {}
+
+
+def test_crash_in_a_pull_batch_leaves_nothing_half_done(env: VdirEnv,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(env, 4)
+    _CrashOnce(monkeypatch)
+    with pytest.raises(HubError):
+        env.sync("a")
+    assert env.hub_records() == {}  # the hub write rolled back with the archive
+    env.sync_all()
+    assert set(env.hub_records()) == {f"uid{i}" for i in range(4)}
+    ids = [vcard.parse(p.read_text()).uid for p in env.folder("b").glob("*.vcf")]
+    assert len(ids) == 4 and duplicates(ids) == []
+
+
+def test_cli_sync_all_links_and_status_green(env: VdirEnv) -> None:
+    seed(env, 3)
+    code, out = env.cli("sync")
+    assert code == 0 and "a: ok" in out and "3 create in hub" in out and "3 create in spoke" in out
+    code, out = env.cli("status")
+    assert code == 0 and out.count("green") == 2
+    code, out = env.cli("log")
+    assert "a" in out and "ok" in out
+
+
+def test_sync_link_through_the_api_with_an_explicit_connector(env: VdirEnv) -> None:
+    from concord.connectors.base import make_connector
+
+    seed(env, 2)
+    link = env.cfg.link("a")
+    with make_connector(link.connector, link.options, link="a") as conn:
+        r = sync_link(env.hub, link, conn, entities=["contact"])
+    assert r.ok and r.counts["create in hub"] == 2
+    assert r.run_id is not None and env.hub.runs("a")[0]["status"] == "ok"
