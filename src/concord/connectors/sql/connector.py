@@ -213,12 +213,24 @@ class SQLConnector(Connector):
         rd = self.reader(entity)
         with self._read() as conn, conn.begin():
             keys, new_token = self.capture.read(conn, entity, token)
+            prune = self.opts.prune_changelog and self.capture.prunable(conn, entity, token)
+        if prune:
+            self._prune(entity, token)
         changed: dict[str, str] = {}
         for it in self.get(entity, sorted(keys)):
             changed[it.ref] = it.version if isinstance(it, Item) else "invalid"
         deleted = {k for k in keys if k not in changed}
         del rd
         return Changes(changed=changed, deleted=deleted, token=new_token, complete=False)
+
+    def _prune(self, entity: str, token: str) -> None:
+        """The engine passes the token of its last *committed* checkpoint, so what lies
+        before it has been read for good. A failure here only postpones the pruning."""
+        try:
+            with self.wengine.begin() as conn:
+                self.capture.prune(conn, entity, token)
+        except SQLAlchemyError:
+            pass
 
     def wait_for_change(self, timeout: float) -> bool:
         if self.opts.capture == "watermark":
