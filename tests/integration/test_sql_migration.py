@@ -63,6 +63,12 @@ def test_first_migration_then_live_changes(practice_url: str, tmp_path: Path) ->
     assert _by_field(hub, "contact", "email", "new.person@example.com")[0].refs["client"] == client.id
     assert_mirrors(practice_url, link, hub)
 
+    # a bulk edit larger than a batch is read chunk by chunk (reads overlap writes)
+    db_exec(practice_url, "UPDATE contacts SET position = 'Partner'")
+    r = sync_link(hub, link)
+    assert r.status == "ok", r.message
+    assert {c.fields.get("position") for c in hub.list_records("contact", limit=100000)} == {"Partner"}
+
     # once a committed checkpoint covers them, the changelog's entries are pruned
     assert db_rows(practice_url, "SELECT count(*) FROM concord_changelog")[0][0] > 0
     assert not sync_link(hub, link).counts

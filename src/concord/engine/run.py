@@ -209,8 +209,20 @@ class EntitySync:
             last = batch[-1].ref
             progress = {**progress, "after": last, "done": self.done + len(batch)}
             self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
+            # bounded memory: a scan yields each row once, so nothing of this batch is
+            # needed again (children look their parents up in the archive)
+            self.handled.clear()
+            self._ref_cache.pop(entity, None)
+            self._id_cache.pop(entity, None)
         with hub.begin() as conn:
-            hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, progress.get("token"), None))
+            hub.lock_feed(conn)
+            hub_seq = cp.hub_seq
+            if self.hub_written and hub.last_seq_in(conn) - cp.hub_seq == self.hub_written:
+                # every seq taken since the migration began is one of its own writes: the
+                # hub pass need not walk them again (bounded memory, no wasted reads)
+                hub_seq = hub.last_seq_in(conn)
+            hub.save_checkpoint(conn, name, entity, Checkpoint(hub_seq, progress.get("token"), None))
+        self.hub_written = 0
         self.result.counts["migrated"] = self.done
 
     # ------------------------------------------------------------------ planning

@@ -54,7 +54,7 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     url = sql_url(url)
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _rec: Any) -> None:
@@ -71,7 +71,8 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
 class SQLConnector(Connector):
     name = "sql"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        entities=ENTITY_TYPES, incremental=True, notifies=True, batch_writes=True)
+        entities=ENTITY_TYPES, incremental=True, notifies=True, batch_writes=True,
+        concurrent_reads=True)
     Options = SQLOptions
 
     def __init__(self, options: SQLOptions, *, link: str = "") -> None:  # type: ignore[override]
