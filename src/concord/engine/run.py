@@ -195,7 +195,8 @@ class EntitySync:
         progress = cp.progress or {}
         if not progress:
             token = self.conn.current_token(entity)  # type: ignore[attr-defined]
-            progress = {"after": None, "token": token, "done": 0}
+            progress = {"after": None, "token": token, "done": 0, "start_seq": hub.last_seq(),
+                        "written": 0}
             with hub.begin() as conn:
                 hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, None, progress))
         self.total = int(progress.get("total") or 0)
@@ -216,8 +217,9 @@ class EntitySync:
             self._id_cache.pop(entity, None)
         with hub.begin() as conn:
             hub.lock_feed(conn)
-            hub_seq = cp.hub_seq
-            if self.hub_written and hub.last_seq_in(conn) - cp.hub_seq == self.hub_written:
+            hub_seq, start = cp.hub_seq, progress.get("start_seq")
+            written = int(progress.get("written") or 0)
+            if start is not None and written and hub.last_seq_in(conn) - int(start) == written:
                 # every seq taken since the migration began is one of its own writes: the
                 # hub pass need not walk them again (bounded memory, no wasted reads)
                 hub_seq = hub.last_seq_in(conn)
@@ -539,6 +541,9 @@ class EntitySync:
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "hub",
                                             [a.hub_id for a in arch_rows])
             if checkpoint is not None:
+                if checkpoint.progress is not None and "written" in checkpoint.progress:
+                    # a migration counts its hub writes with its position, in the same commit
+                    checkpoint.progress["written"] = int(checkpoint.progress["written"]) + len(writes)
                 self.hub.save_checkpoint(conn, self.link.name, self.entity, checkpoint)
         res.counts["conflicts"] += len(conflict_rows)
         res.counts["quarantined"] += len(now_bad)
