@@ -200,8 +200,10 @@ def _email(first: str, last: str, domain: str, n: int) -> str:
     return f"{local}{n}@{domain}"
 
 
-def generate_rows(clients_n: int, seed: int = 1) -> Iterator[tuple[sa.Table, list[dict[str, Any]]]]:
-    """Rows of every table, parents first, in chunks (bounded memory for big databases)."""
+def generate_rows(clients_n: int, seed: int = 1, *, children: bool = True,
+                  ) -> Iterator[tuple[sa.Table, list[dict[str, Any]]]]:
+    """Rows of every table, parents first, in chunks (bounded memory for big databases).
+    ``children=False`` gives clients alone (for size benchmarks)."""
     rng = random.Random(seed)
     p = _Pools(seed)
     base = dt.datetime(2026, 1, 5, 9, 0, 0)
@@ -238,6 +240,8 @@ def generate_rows(clients_n: int, seed: int = 1) -> Iterator[tuple[sa.Table, lis
                 "city": rng.choice(p.city), "postcode": rng.choice(p.postcode),
                 "tax_number": f"{rng.randrange(10**8, 10**9)}",
                 "partner_id": rng.randrange(2, 26), "updated_at": stamp})
+            if not children:
+                continue
             contact_ids = []
             for _ in range(rng.choice((0, 1, 1, 2)) if company else rng.choice((0, 1, 1, 1, 2))):
                 ids["contact"] += 1
@@ -304,7 +308,8 @@ def generate_rows(clients_n: int, seed: int = 1) -> Iterator[tuple[sa.Table, lis
         yield event_attendees, out["att"]
 
 
-def create_sample(url: str, clients_n: int = 1000, seed: int = 1) -> dict[str, int]:
+def create_sample(url: str, clients_n: int = 1000, seed: int = 1, *,
+                  children: bool = True) -> dict[str, int]:
     """Create the sample schema at ``url`` (any SQLAlchemy database) and fill it.
     Returns the number of rows per table."""
     engine = sa.create_engine(sql_url(url))
@@ -312,7 +317,7 @@ def create_sample(url: str, clients_n: int = 1000, seed: int = 1) -> dict[str, i
     try:
         with engine.begin() as conn:
             metadata.create_all(conn)
-            for table, rows in generate_rows(clients_n, seed):
+            for table, rows in generate_rows(clients_n, seed, children=children):
                 if rows:
                     conn.execute(table.insert(), rows)
                 counts[table.name] = counts.get(table.name, 0) + len(rows)

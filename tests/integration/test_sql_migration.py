@@ -11,7 +11,7 @@ import pytest
 
 from concord.engine import sync_link
 from concord.hub.store import Hub
-from tests.integration.sql_helpers import assert_mirrors, connector, db_exec, practice
+from tests.integration.sql_helpers import assert_mirrors, connector, db_exec, db_rows, practice
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -62,6 +62,17 @@ def test_first_migration_then_live_changes(practice_url: str, tmp_path: Path) ->
     assert client.fields.get("custom.Industry") in ("Mining", None)
     assert _by_field(hub, "contact", "email", "new.person@example.com")[0].refs["client"] == client.id
     assert_mirrors(practice_url, link, hub)
+
+    # a bulk edit larger than a batch is read chunk by chunk (reads overlap writes)
+    db_exec(practice_url, "UPDATE contacts SET position = 'Partner'")
+    r = sync_link(hub, link)
+    assert r.status == "ok", r.message
+    assert {c.fields.get("position") for c in hub.list_records("contact", limit=100000)} == {"Partner"}
+
+    # once a committed checkpoint covers them, the changelog's entries are pruned
+    assert db_rows(practice_url, "SELECT count(*) FROM concord_changelog")[0][0] > 0
+    assert not sync_link(hub, link).counts
+    assert db_rows(practice_url, "SELECT count(*) FROM concord_changelog")[0][0] == 0
 
 
 def test_edits_and_deletes_during_migration_are_caught(tmp_path: Path) -> None:

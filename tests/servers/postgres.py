@@ -62,9 +62,9 @@ def _run(cmd: list[str], what: str, log: Path | None = None) -> None:
                     pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """``postgresql://postgres@127.0.0.1:PORT/postgres`` of a throwaway cluster."""
+@contextlib.contextmanager
+def pg_cluster() -> Iterator[str]:
+    """Start a throwaway cluster; yield its URL; stop it (also used by the benchmarks)."""
     bindir = _pg_bin()
     root = Path(tempfile.mkdtemp(prefix="concord-pg-"))
     data, log = root / "data", root / "log"
@@ -89,6 +89,13 @@ def postgres_url() -> Iterator[str]:
             with contextlib.suppress(ValueError, OSError):
                 os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """``postgresql://postgres@127.0.0.1:PORT/postgres`` of a throwaway cluster."""
+    with pg_cluster() as url:
+        yield url
 
 
 @pytest.fixture

@@ -203,7 +203,8 @@ class EntitySync:
         progress = cp.progress or {}
         if not progress:
             token = self.conn.current_token(entity)  # type: ignore[attr-defined]
-            progress = {"after": None, "token": token, "done": 0}
+            progress = {"after": None, "token": token, "done": 0, "start_seq": hub.last_seq(),
+                        "written": 0}
             with hub.begin() as conn:
                 hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, None, progress))
         self.total = int(progress.get("total") or 0)
@@ -217,8 +218,21 @@ class EntitySync:
             last = batch[-1].ref
             progress = {**progress, "after": last, "done": self.done + len(batch)}
             self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
+            # bounded memory: a scan yields each row once, so nothing of this batch is
+            # needed again (children look their parents up in the archive)
+            self.handled.clear()
+            self._ref_cache.pop(entity, None)
+            self._id_cache.pop(entity, None)
         with hub.begin() as conn:
-            hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, progress.get("token"), None))
+            hub.lock_feed(conn)
+            hub_seq, start = cp.hub_seq, progress.get("start_seq")
+            written = int(progress.get("written") or 0)
+            if start is not None and written and hub.last_seq_in(conn) - int(start) == written:
+                # every seq taken since the migration began is one of its own writes: the
+                # hub pass need not walk them again (bounded memory, no wasted reads)
+                hub_seq = hub.last_seq_in(conn)
+            hub.save_checkpoint(conn, name, entity, Checkpoint(hub_seq, progress.get("token"), None))
+        self.hub_written = 0
         self.result.counts["migrated"] = self.done
 
     # ------------------------------------------------------------------ planning
@@ -268,6 +282,14 @@ class EntitySync:
                 self.result.errors.append(g.error)
             else:
                 items.append(g)
+        wanted: dict[str, set[str]] = {}  # translate the batch's references in one query each
+        for it in items:
+            for rf, target in self.map.refs.items():
+                sref = it.refs.get(rf)
+                if sref is not None:
+                    wanted.setdefault(target, set()).add(str(sref))
+        for target, srefs in wanted.items():
+            self._translate(target, refs=sorted(srefs))
         mapped: list[tuple[Item, Content | None]] = []
         for it in items:
             try:
@@ -575,6 +597,9 @@ class EntitySync:
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "hub",
                                             [a.hub_id for a in arch_rows])
             if checkpoint is not None:
+                if checkpoint.progress is not None and "written" in checkpoint.progress:
+                    # a migration counts its hub writes with its position, in the same commit
+                    checkpoint.progress["written"] = int(checkpoint.progress["written"]) + len(writes)
                 self.hub.save_checkpoint(conn, self.link.name, self.entity, checkpoint)
         res.counts["conflicts"] += len(conflict_rows)
         res.counts["quarantined"] += len(now_bad)

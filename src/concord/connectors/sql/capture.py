@@ -41,8 +41,10 @@ def capture_tables(dialect: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Ta
     if dialect == "postgresql":
         cols.append(sa.Column("txid", sa.BigInteger, nullable=False,
                               server_default=sa.text("txid_current()")))
+    # AUTOINCREMENT: SQLite must never hand out a pruned sequence number again
     changelog = sa.Table(CHANGELOG, md, *cols, sa.Index("concord_changelog_entity", "entity",
-                                                        "txid" if dialect == "postgresql" else "seq"))
+                                                        "txid" if dialect == "postgresql" else "seq"),
+                         sqlite_autoincrement=True)
     writer = sa.Table(WRITER, md, sa.Column("marker", sa.String(32), primary_key=True))
     ids = sa.Table(IDS, md,
                    sa.Column("entity", sa.String(32), primary_key=True),
@@ -92,6 +94,19 @@ class Capture:
         ).all()
         last = max((r[0] for r in rows), default=int(token))
         return {r[1] for r in rows if r[1] is not None}, str(last)
+
+    covered = "seq <= :t"  # the changelog entries a token has covered
+
+    def prunable(self, conn: Connection, entity: str, token: str) -> bool:
+        return conn.execute(sa.text(
+            f"SELECT 1 FROM {CHANGELOG} WHERE entity = :e AND {self.covered} LIMIT 1"),
+            {"e": entity, "t": int(token)}).first() is not None
+
+    def prune(self, conn: Connection, entity: str, token: str) -> int:
+        """Drop the entries a committed checkpoint has covered; returns how many."""
+        res = conn.execute(sa.text(f"DELETE FROM {CHANGELOG} WHERE entity = :e AND {self.covered}"),
+                           {"e": entity, "t": int(token)})
+        return int(res.rowcount or 0)
 
     # -- waking ------------------------------------------------------------------
     def wait(self, timeout: float) -> bool:
@@ -217,6 +232,8 @@ END $concord$"""))
             {"e": entity, "x": int(token)},
         ).all()
         return {r[0] for r in rows if r[0] is not None}, horizon
+
+    covered = "txid < :t"
 
     def wait(self, timeout: float) -> bool:
         """LISTEN on the channel the triggers NOTIFY: wakes as soon as a change commits."""

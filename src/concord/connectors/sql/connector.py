@@ -54,7 +54,7 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     url = sql_url(url)
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _rec: Any) -> None:
@@ -71,7 +71,8 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
 class SQLConnector(Connector):
     name = "sql"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        entities=ENTITY_TYPES, incremental=True, notifies=True, batch_writes=True)
+        entities=ENTITY_TYPES, incremental=True, notifies=True, batch_writes=True,
+        concurrent_reads=True)
     Options = SQLOptions
 
     def __init__(self, options: SQLOptions, *, link: str = "") -> None:  # type: ignore[override]
@@ -213,12 +214,24 @@ class SQLConnector(Connector):
         rd = self.reader(entity)
         with self._read() as conn, conn.begin():
             keys, new_token = self.capture.read(conn, entity, token)
+            prune = self.opts.prune_changelog and self.capture.prunable(conn, entity, token)
+        if prune:
+            self._prune(entity, token)
         changed: dict[str, str] = {}
         for it in self.get(entity, sorted(keys)):
             changed[it.ref] = it.version if isinstance(it, Item) else "invalid"
         deleted = {k for k in keys if k not in changed}
         del rd
         return Changes(changed=changed, deleted=deleted, token=new_token, complete=False)
+
+    def _prune(self, entity: str, token: str) -> None:
+        """The engine passes the token of its last *committed* checkpoint, so what lies
+        before it has been read for good. A failure here only postpones the pruning."""
+        try:
+            with self.wengine.begin() as conn:
+                self.capture.prune(conn, entity, token)
+        except SQLAlchemyError:
+            pass
 
     def wait_for_change(self, timeout: float) -> bool:
         if self.opts.capture == "watermark":

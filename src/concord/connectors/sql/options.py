@@ -89,6 +89,9 @@ class SQLOptions(ConnectorOptions):
     admin_email: str | None = None
     admin: AdminCheck = Field(default_factory=AdminCheck)
     poll_interval: float = 0.1  # seconds between PRAGMA data_version polls
+    #: drop changelog entries once a committed checkpoint covers them (turn off when two
+    #: links read the same practice database)
+    prune_changelog: bool = True
 
     @field_validator("mapping")
     @classmethod

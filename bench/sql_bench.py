@@ -1,0 +1,242 @@
+"""Practice-database link benchmark: first migration, no-op sync, change latency, memory.
+
+Prints a table and writes bench/results/sql.json. Figures against targets, not tests:
+  migration_100k_s / migration_records_per_s   (target >= 25,000 records/s)
+  sqlite_copy_100k_s, migration_vs_copy_ratio  (a plain sqlite3 copy of the same rows,
+                                                measured in the same run; target <= 3)
+  noop_100k_ms                                 (target < 50 ms: cost follows changes)
+  latency_p50_ms_sqlite, latency_p95_ms_sqlite, latency_p95_ms_postgres
+                                               (committed change -> hub, over 100 edits;
+                                                targets p95 < 1000 ms / < 500 ms)
+  peak_rss_mb_1m                               (peak memory of a 1,000,000-row migration,
+                                                in a subprocess; target < 300 MB)
+
+Usage: python bench/sql_bench.py [--records 100000] [--rss-rows 1000000] [--edits 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from concord.config import LinkConfig  # noqa: E402
+from concord.engine import sync_link  # noqa: E402
+from concord.hub.store import Hub  # noqa: E402
+from concord.sample import ADMIN_EMAIL, create_sample, default_mapping  # noqa: E402
+
+RECORDS_PER_CLIENT = 5.39  # the sample's mapped records per client (measured: 53,888 / 10,000)
+
+
+def link_for(url: str, entities: list[str] | None = None, batch: int = 2000) -> LinkConfig:
+    mapping = default_mapping()
+    if entities:
+        mapping = {e: m for e, m in mapping.items() if e in entities}
+    return LinkConfig(name="practice", connector="sql", batch_size=batch, admin=ADMIN_EMAIL,
+                      options={"url": url, "mapping": mapping},
+                      entities={e: {"direction": "pull", "authority": "spoke"} for e in mapping})
+
+
+def activate(url: str, hub: Hub, link: LinkConfig) -> None:
+    from concord.activation import activate as do
+
+    do(hub, link, by=ADMIN_EMAIL)
+
+
+def sqlite_copy(src: Path, dst: Path, tables: list[str]) -> float:
+    """The baseline: read every mapped row and write it to another SQLite file, plain sqlite3."""
+    dst.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    for table in tables:
+        ddl = a.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        b.execute(ddl)
+        cur = a.execute(f"SELECT * FROM {table}")
+        marks = ",".join("?" * len(cur.description))
+        while rows := cur.fetchmany(5000):
+            b.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        b.commit()
+    a.close()
+    b.close()
+    return time.perf_counter() - t0
+
+
+def bench_migration(tmp: Path, records: int) -> dict[str, Any]:
+    practice = tmp / "practice.db"
+    clients = max(10, round(records / RECORDS_PER_CLIENT))
+    create_sample(f"sqlite:///{practice}", clients_n=clients)
+    url = f"sqlite:///{practice}"
+    link = link_for(url)
+    hub = Hub(f"sqlite:///{tmp / 'hub.db'}")
+    activate(url, hub, link)
+    t0 = time.perf_counter()
+    r = sync_link(hub, link)
+    took = time.perf_counter() - t0
+    assert r.status == "ok", r.message
+    migrated = sum(er.counts.get("migrated", 0) for er in r.entities.values())
+    tables = sorted({m["table"] for m in default_mapping().values()}
+                    | {"custom_field_values", "custom_field_definitions", "event_attendees"})
+    copy_s = sqlite_copy(practice, tmp / "copy.db", tables)
+    noops = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        r = sync_link(hub, link)
+        noops.append((time.perf_counter() - t0) * 1000)
+        assert not r.counts, r.counts
+    scale = 100_000 / migrated
+    return {"records_migrated": migrated, "migration_100k_s": took * scale,
+            "migration_records_per_s": migrated / took, "sqlite_copy_100k_s": copy_s * scale,
+            "migration_vs_copy_ratio": took / copy_s, "noop_100k_ms": statistics.median(noops)}
+
+
+WATCHER = """
+import sys
+sys.path.insert(0, {root!r})
+from bench.sql_bench import link_for
+from concord.connectors.sql import SQLConnector, SQLOptions
+from concord.engine import sync_link
+from concord.hub.store import Hub
+link = link_for({url!r})
+hub = Hub({hub!r})
+conn = SQLConnector(SQLOptions.model_validate(link.options), link="practice")
+print("ready", flush=True)
+while True:
+    conn.wait_for_change(1.0)
+    sync_link(hub, link, conn, trigger="watch")
+"""
+
+
+def bench_latency(tmp: Path, url: str, edits: int, name: str) -> list[float]:
+    """Edits committed in the practice database; time until each is in the hub, as seen by
+    a separate process running the live sync loop (as `concord sync --watch` does)."""
+    import sqlalchemy as sa
+
+    from concord.sample import sql_url
+
+    create_sample(url, clients_n=2000)
+    hub_url = f"sqlite:///{tmp / f'hub-{name}.db'}"
+    link = link_for(url)
+    hub = Hub(hub_url)
+    activate(url, hub, link)
+    assert sync_link(hub, link).status == "ok"
+    ids = {a.spoke_ref: a.hub_id for a in hub.archive_select("practice", "client",
+                                                              spoke_refs=[str(i) for i in range(1, 201)])}
+    proc = subprocess.Popen([sys.executable, "-c", WATCHER.format(root=str(ROOT), url=url, hub=hub_url)],
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(1.5)  # the watcher's first pass
+        engine = sa.create_engine(sql_url(url))
+        out: list[float] = []
+        for n in range(edits):
+            key = 1 + n % 200
+            name_ = f"Latency edit {name} {n}"
+            with engine.begin() as c:
+                c.execute(sa.text("UPDATE clients SET name = :n WHERE client_id = :k"), {"n": name_, "k": key})
+            t0 = time.perf_counter()
+            while True:
+                rec = hub.get("client", ids[str(key)])
+                if rec is not None and rec.fields.get("name") == name_:
+                    break
+                if time.perf_counter() - t0 > 10:
+                    raise RuntimeError(f"edit {n} did not reach the hub in 10 s")
+                time.sleep(0.002)
+            out.append((time.perf_counter() - t0) * 1000)
+        engine.dispose()
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+RSS = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+from bench.sql_bench import link_for, activate
+from concord.engine import sync_link
+from concord.hub.store import Hub
+link = link_for({url!r}, entities=["staff", "client"], batch=2000)
+hub = Hub({hub!r})
+activate({url!r}, hub, link)
+t0 = time.perf_counter()
+r = sync_link(hub, link)
+took = time.perf_counter() - t0
+n = sum(er.counts.get("migrated", 0) for er in r.entities.values())
+print(r.status, n, took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
+"""
+
+
+def bench_rss(tmp: Path, rows: int) -> dict[str, Any]:
+    practice = tmp / "big.db"
+    create_sample(f"sqlite:///{practice}", clients_n=rows, children=False)
+    script = RSS.format(root=str(ROOT), url=f"sqlite:///{practice}", hub=f"sqlite:///{tmp / 'bighub.db'}")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    if out.returncode != 0:
+        raise RuntimeError(f"the {rows:,}-row migration failed:\n{out.stderr[-3000:]}")
+    status, n, took, rss = out.stdout.split()
+    assert status == "ok", out.stdout + out.stderr
+    return {"rss_rows": int(n), "rss_migration_s": float(took), "rss_records_per_s": int(n) / float(took),
+            f"peak_rss_mb_{'1m' if rows >= 1_000_000 else str(rows)}": float(rss)}
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--rss-rows", type=int, default=1_000_000)
+    ap.add_argument("--edits", type=int, default=100)
+    ap.add_argument("--no-postgres", action="store_true")
+    args = ap.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="concord-sql-bench-") as d:
+        tmp = Path(d)
+        results.update(bench_migration(tmp, args.records))
+        lat = bench_latency(tmp, f"sqlite:///{tmp / 'lat.db'}", args.edits, "sqlite")
+        results["latency_p50_ms_sqlite"] = pct(lat, 50)
+        results["latency_p95_ms_sqlite"] = pct(lat, 95)
+        if not args.no_postgres:
+            from tests.servers.postgres import pg_cluster
+
+            with pg_cluster() as pg:
+                lat = bench_latency(tmp, pg, args.edits, "postgres")
+            results["latency_p50_ms_postgres"] = pct(lat, 50)
+            results["latency_p95_ms_postgres"] = pct(lat, 95)
+        if args.rss_rows:
+            results.update(bench_rss(tmp, args.rss_rows))
+    targets = {"migration_records_per_s": (">=", 25_000), "migration_vs_copy_ratio": ("<=", 3),
+               "noop_100k_ms": ("<", 50), "latency_p95_ms_sqlite": ("<", 1000),
+               "latency_p95_ms_postgres": ("<", 500), "peak_rss_mb_1m": ("<", 300)}
+    print(f"{'figure':<28}{'value':>14}  target")
+    for k, v in results.items():
+        t = targets.get(k)
+        mark = ""
+        if t:
+            ok = {">=": v >= t[1], "<=": v <= t[1], "<": v < t[1]}[t[0]]
+            mark = f"{t[0]} {t[1]:,}  {'met' if ok else 'NOT met'}"
+        print(f"{k:<28}{v:>14,.2f}  {mark}")
+    out = ROOT / "bench" / "results" / "sql.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                               for k, v in results.items()}, indent=2) + "\n")
+    print(f"written {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
