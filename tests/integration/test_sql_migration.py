@@ -9,9 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from concord.activation import activate
 from concord.engine import sync_link
 from concord.hub.store import Hub
-from tests.integration.sql_helpers import assert_mirrors, connector, db_exec, db_rows, practice
+from concord.sample import ADMIN_EMAIL, create_sample
+from tests.integration.sql_helpers import (
+    ENTITY_TABLES,
+    assert_mirrors,
+    connector,
+    db_exec,
+    db_rows,
+    link_config,
+    practice,
+    table_count,
+)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -119,3 +130,22 @@ def test_postgres_changes_committed_out_of_order_are_not_skipped(pg_database: st
         first.close()
         ch2 = conn.changes("client", ch.token)
         assert "1" in ch2.changed
+
+
+def test_hub_records_from_before_a_two_way_migration_reach_the_practice(tmp_path: Path) -> None:
+    """The first migration skips walking its own hub writes, never what the hub held
+    before it began: a staff member already in the hub is written to the practice."""
+    url = f"sqlite:///{tmp_path / 'practice.db'}"
+    create_sample(url, clients_n=20)
+    link = link_config(url, direction="two-way")
+    link.entities = {"staff": link.entities["staff"]}
+    hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.put("staff", "hub-staff-1", {"first_name": "New", "last_name": "Partner",
+                                     "email": "new.partner@example.com", "role": "partner",
+                                     "active": True})
+    before = table_count(url, ENTITY_TABLES["staff"])
+    activate(hub, link, by=ADMIN_EMAIL)
+    r = sync_link(hub, link)
+    assert r.ok, r.message
+    assert table_count(url, ENTITY_TABLES["staff"]) == before + 1
+    assert hub.archive(link.name, "staff")["hub-staff-1"].spoke_ref

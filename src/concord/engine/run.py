@@ -97,6 +97,7 @@ class EntitySync:
         self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
         self.has_quarantine = bool(hub.quarantined(link.name))
         self.has_intents = hub.has_intents(link.name, entity)
+        self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
 
     def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
@@ -160,7 +161,8 @@ class EntitySync:
         # D. hub-side changes and spoke deletes
         deleted_ids = {by_ref[r].hub_id for r in deleted_refs}
         pending_deleted = set(deleted_ids)
-        for page in hub.feed_head(entity, cp.hub_seq, upto_seq=hub_seq_now, page=self.batch):
+        for page in hub.feed_head(entity, cp.hub_seq, upto_seq=hub_seq_now, page=self.batch,
+                                  skip=self.own_range):
             ids = [i for i, _, _ in page if i not in self.handled]
             seqs = {i: s for i, s, _ in page}
             if not ch.complete:
@@ -225,13 +227,15 @@ class EntitySync:
             self._id_cache.pop(entity, None)
         with hub.begin() as conn:
             hub.lock_feed(conn)
-            hub_seq, start = cp.hub_seq, progress.get("start_seq")
+            start = progress.get("start_seq")
             written = int(progress.get("written") or 0)
-            if start is not None and written and hub.last_seq_in(conn) - int(start) == written:
+            last = hub.last_seq_in(conn)
+            if start is not None and written and last - int(start) == written:
                 # every seq taken since the migration began is one of its own writes: the
-                # hub pass need not walk them again (bounded memory, no wasted reads)
-                hub_seq = hub.last_seq_in(conn)
-            hub.save_checkpoint(conn, name, entity, Checkpoint(hub_seq, progress.get("token"), None))
+                # hub pass of this run skips them (bounded memory, no wasted reads), but
+                # still walks what the hub held before the migration began
+                self.own_range = (int(start), last)
+            hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, progress.get("token"), None))
         self.hub_written = 0
         self.result.counts["migrated"] = self.done
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -295,9 +295,10 @@ class Hub:
             return [self._row_record(r) for r in conn.execute(q)]
 
     def feed_head(self, entity: str, after_seq: int, upto_seq: int | None = None,
-                  page: int = 5000) -> Iterator[list[tuple[str, int, bool]]]:
+                  page: int = 5000, skip: tuple[int, int] | None = None
+                  ) -> Iterator[list[tuple[str, int, bool]]]:
         """Pages of (id, seq, deleted) written after ``after_seq``, by seq: no content, bounded
-        memory however large the feed."""
+        memory however large the feed. ``skip`` = (a, b) leaves out seqs in (a, b]."""
         c = s.records.c
         cursor = after_seq
         while True:
@@ -305,6 +306,8 @@ class Hub:
                  .where(c.tenant == self.tenant, c.entity == entity, c.seq > cursor))
             if upto_seq is not None:
                 q = q.where(c.seq <= upto_seq)
+            if skip is not None:
+                q = q.where(or_(c.seq <= skip[0], c.seq > skip[1]))
             q = q.order_by(c.seq).limit(page)
             with self.engine.connect() as conn:
                 rows = [(r.id, int(r.seq), bool(r.deleted)) for r in conn.execute(q)]
