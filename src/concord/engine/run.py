@@ -223,11 +223,17 @@ class EntitySync:
             self.handled.clear()
             self._ref_cache.pop(entity, None)
             self._id_cache.pop(entity, None)
+        start = int(progress["start_seq"]) if progress.get("start_seq") is not None else None
+        written = int(progress.get("written") or 0)
+        # records of this entity already in the hub before the migration began still need
+        # the hub pass (they may have to reach the spoke)
+        earlier = start is None or next(iter(hub.feed_head(entity, cp.hub_seq, upto_seq=start,
+                                                           page=1)), None) is not None
         with hub.begin() as conn:
             hub.lock_feed(conn)
-            hub_seq, start = cp.hub_seq, progress.get("start_seq")
-            written = int(progress.get("written") or 0)
-            if start is not None and written and hub.last_seq_in(conn) - int(start) == written:
+            hub_seq = cp.hub_seq
+            if start is not None and not earlier and written \
+                    and hub.last_seq_in(conn) - start == written:
                 # every seq taken since the migration began is one of its own writes: the
                 # hub pass need not walk them again (bounded memory, no wasted reads)
                 hub_seq = hub.last_seq_in(conn)
