@@ -27,7 +27,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.concord-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[${CONCORD_EXTRAS:-test}]"
+  echo "setup: installing Concord and its dependencies into .venv (log: .venv/pip.log)"
+  if ! { .venv/bin/python -m pip install --upgrade pip \
+         && .venv/bin/python -m pip install -e ".[${CONCORD_EXTRAS:-test}]"; } > .venv/pip.log 2>&1; then
+    tail -30 .venv/pip.log >&2
+    echo "setup: pip failed; the whole log is in .venv/pip.log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi

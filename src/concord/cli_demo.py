@@ -164,8 +164,8 @@ def demo(
         conn.close()
     st = link_status(hub, "practice")
     console.print(f"Status: [{st.color}]{st.color.upper()}[/] — {st.reason}" + (f" ({st.fix})" if st.fix else ""))
-    console.print(f"Try: [bold]concord --config {cfg_path} status[/], or edit {practice_db} and run "
-                  f"[bold]concord --config {cfg_path} sync --watch[/]")
+    console.print(f"Try: [bold].venv/bin/concord status --config {cfg_path}[/], or edit {practice_db} "
+                  f"and run [bold].venv/bin/concord sync --watch --config {cfg_path}[/]")
     if live:
         _watch(hub, [link], None)
 
