@@ -23,6 +23,7 @@ from tests.integration.sql_helpers import (
     db_rows,
     link_config,
     practice,
+    table_count,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +163,21 @@ def test_bad_rows_are_quarantined_and_the_rest_migrates(tmp_path: Path) -> None:
     assert sync_link(hub, link).status == "ok"
     assert ("job", "2") not in {(q["entity"], q["ref"]) for q in hub.quarantined("practice")}
     assert hub.count("job") == db_rows(url, good.format("5"))[0][0]
+
+
+def test_children_waiting_for_a_quarantined_parent_follow_it_once_it_is_fixed(tmp_path: Path) -> None:
+    """Quarantined records are retried each run: once client 3 is corrected, its jobs arrive
+    too, although no job row changed."""
+    url = f"sqlite:///{tmp_path / 'practice.db'}"
+    link, hub = practice(url, tmp_path, clients=40)
+    db_exec(url, "UPDATE clients SET email = 'not-an-email' WHERE client_id = 3")
+    assert sync_link(hub, link).status == "ok"
+    jobs_of_3 = {str(r[0]) for r in db_rows(url, "SELECT job_id FROM jobs WHERE client_id = 3")}
+    waiting = {q["ref"] for q in hub.quarantined("practice") if q["entity"] == "job"}
+    assert jobs_of_3 and jobs_of_3 <= waiting
+
+    db_exec(url, "UPDATE clients SET email = 'office@client3.example' WHERE client_id = 3")
+    assert sync_link(hub, link).status == "ok"
+    assert not [q for q in hub.quarantined("practice") if q["entity"] in ("client", "job")]
+    assert hub.count("job") == table_count(url, "jobs")
+    assert_mirrors(url, link, hub)

@@ -134,6 +134,15 @@ class EntitySync:
             deleted_refs = {r for r in ch.deleted if r in by_ref and r not in ch.changed}
         dirty = [ref for ref, v in ch.changed.items()
                  if (a := by_ref.get(ref)) is None or a.spoke_version != v]
+        # quarantined records are tried again each run: the cause may be gone (a parent
+        # synced since, a value mapped, a server back) without the record itself changing
+        retry_ids: list[str] = []
+        if self.has_quarantine:
+            q = hub.quarantined(name)
+            seen = set(dirty)
+            dirty += [r["ref"] for r in q if r["entity"] == entity and r["side"] == "spoke"
+                      and r["ref"] not in seen and (not ch.complete or r["ref"] in ch.changed)]
+            retry_ids = [r["ref"] for r in q if r["entity"] == entity and r["side"] == "hub"]
 
         # Guard: a plan deleting too much of a side, or a spoke that suddenly lists empty.
         held = self._guard(ch.complete and not ch.changed, len(deleted_refs),
@@ -170,7 +179,10 @@ class EntitySync:
                     arch_by_id[a.hub_id] = a
             self._hub_chunk(ids, arch_by_id, deleted_ids, seqs)
             pending_deleted -= set(ids)
-        rest = [i for i in pending_deleted if i not in self.handled]
+        rest = [i for i in pending_deleted | set(retry_ids) if i not in self.handled]
+        if rest and not ch.complete:
+            for a in hub.archive_select(name, entity, hub_ids=[i for i in rest if i not in arch_by_id]):
+                arch_by_id[a.hub_id] = a
         for i in range(0, len(rest), self.batch):
             self._hub_chunk(rest[i:i + self.batch], arch_by_id, deleted_ids, {})
 
