@@ -197,6 +197,10 @@ class EntitySync:
                 # move the token past our own writes, so an item we created and someone
                 # then deleted is not lost by servers that omit it from the next diff
                 token = settle(entity, token, self.spoke_written)
+            unchanged = (not self.hub_written and max(new_seq, cp.hub_seq) == cp.hub_seq
+                         and token == cp.spoke_token and cp.progress is None)
+            if unchanged:  # a no-op run writes nothing, not even its checkpoint
+                return self.result
             with hub.begin() as conn:
                 hub.lock_feed(conn)
                 if self.unfinished_hub_seq is None and self.hub_written:
