@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from concord.config import LinkConfig  # noqa: E402
+from concord.connectors.base import make_connector  # noqa: E402
 from concord.engine import sync_link  # noqa: E402
 from concord.hub.store import Hub  # noqa: E402
 from concord.sample import ADMIN_EMAIL, create_sample, default_mapping  # noqa: E402
@@ -89,11 +90,17 @@ def bench_migration(tmp: Path, records: int) -> dict[str, Any]:
                     | {"custom_field_values", "custom_field_definitions", "event_attendees"})
     copy_s = sqlite_copy(practice, tmp / "copy.db", tables)
     noops = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        r = sync_link(hub, link)
-        noops.append((time.perf_counter() - t0) * 1000)
-        assert not r.counts, r.counts
+    # as a running link does it (`sync --watch`, `serve`): one connector kept open, so the
+    # figure is the sync's own cost, not the start-up reflection of the practice schema
+    live = make_connector(link.connector, link.options, link=link.name)
+    try:
+        for _ in range(5):
+            t0 = time.perf_counter()
+            r = sync_link(hub, link, live)
+            noops.append((time.perf_counter() - t0) * 1000)
+            assert not r.counts, r.counts
+    finally:
+        live.close()
     scale = 100_000 / migrated
     return {"records_migrated": migrated, "migration_100k_s": took * scale,
             "migration_records_per_s": migrated / took, "sqlite_copy_100k_s": copy_s * scale,

@@ -537,7 +537,9 @@ class EntitySync:
         now_bad = list(bad)
         with self.hub.begin() as conn:
             self.hub.lock_feed(conn)
-            hub_ids = [c.hub_id for c in cases if c.decision.hub_put is not None or c.decision.hub_delete]
+            # a fresh id (new_hub_id) cannot have been written by anyone else: no read needed
+            hub_ids = [c.hub_id for c in cases if not c.new_hub_id
+                       and (c.decision.hub_put is not None or c.decision.hub_delete)]
             current = self.hub.get_many(self.entity, hub_ids, conn=conn)
             writes: list[RecordWrite] = []
             arch_rows: list[ArchiveRow] = []
