@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -37,18 +37,31 @@ templates.env.globals["LABELS"] = LABELS
 router = APIRouter(include_in_schema=False)
 
 
-class _Login(Exception):
-    pass
-
-
-def _who(request: Request) -> Principal:
+def _who(request: Request) -> Principal | None:
     try:
-        p = principal_from(request, None)
+        return principal_from(request, None)
     except HTTPException:
-        p = None
+        return None
+
+
+def _part_user(request: Request) -> Principal:
+    """A signed-in user, for the page fragments the dashboard fetches (401 otherwise)."""
+    p = _who(request)
     if p is None:
-        raise _Login()
+        raise HTTPException(status_code=401)
     return p
+
+
+def _page_user(request: Request) -> Principal:
+    """A signed-in user, for whole pages (to the sign-in page otherwise)."""
+    p = _who(request)
+    if p is None:
+        raise HTTPException(status_code=303, headers={"Location": "/login"})
+    return p
+
+
+PartUser = Annotated[Principal, Depends(_part_user)]
+PageUser = Annotated[Principal, Depends(_page_user)]
 
 
 def _page(request: Request, name: str, p: Principal, **ctx: Any) -> HTMLResponse:
@@ -127,11 +140,7 @@ def logout() -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return _login_redirect()
+def index(request: Request, p: PageUser) -> Response:
     st = state(request)
     cards = [card_ctx(st, n, p) for n in st.links]
     return _page(request, "index.html", p, cards=cards, activity=st.hub.activity(15),
@@ -139,11 +148,7 @@ def index(request: Request) -> Response:
 
 
 @router.get("/ui/links/{name}/card", response_class=HTMLResponse)
-def card(request: Request, name: str) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
+def card(request: Request, name: str, p: PartUser) -> Response:
     st = state(request)
     if name not in st.links:
         return Response(status_code=404)
@@ -151,11 +156,7 @@ def card(request: Request, name: str) -> Response:
 
 
 @router.post("/ui/links/{name}/sync/{entity}", response_class=HTMLResponse)
-def ui_sync(request: Request, name: str, entity: str) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
+def ui_sync(request: Request, name: str, entity: str, p: PartUser) -> Response:
     st = state(request)
     if name not in st.links:
         return Response(status_code=404)
@@ -169,14 +170,10 @@ def ui_sync(request: Request, name: str, entity: str) -> Response:
 
 
 @router.post("/ui/links/{name}/{action}", response_class=HTMLResponse)
-def ui_link_action(request: Request, name: str, action: str) -> Response:
+def ui_link_action(request: Request, name: str, action: str, p: PartUser) -> Response:
     """An administrator's Activate / Pause / Resume, from the link's card."""
     from concord.service.api import links as links_api
 
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
     st = state(request)
     if name not in st.links or action not in ("activate", "pause", "resume"):
         return Response(status_code=404)
@@ -203,21 +200,13 @@ def _list_sync(st: ServiceState, entity: str, p: Principal,
 
 
 @router.get("/ui/records/{entity}/sync", response_class=HTMLResponse)
-def list_sync_state(request: Request, entity: str) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
+def list_sync_state(request: Request, entity: str, p: PartUser) -> Response:
     return _page(request, "_listsync.html", p, s=_list_sync(state(request), entity, p))
 
 
 @router.post("/ui/records/{entity}/sync", response_class=HTMLResponse)
-def list_sync(request: Request, entity: str) -> Response:
+def list_sync(request: Request, entity: str, p: PartUser) -> Response:
     """From a records list, any user may sync the client list (other lists: admin)."""
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
     st = state(request)
     if entity not in ENTITY_TYPES:
         return Response(status_code=404)
@@ -238,11 +227,7 @@ def _rows(st: ServiceState, entity: str, offset: int, limit: int) -> list[Any]:
 
 
 @router.get("/records/{entity}", response_class=HTMLResponse)
-def records_page(request: Request, entity: str, offset: int = 0) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return _login_redirect()
+def records_page(request: Request, entity: str, p: PageUser, offset: int = 0) -> Response:
     if entity not in ENTITY_TYPES:
         return Response(f"unknown entity type {entity!r}", status_code=404)
     st = state(request)
@@ -266,20 +251,12 @@ def _row_response(request: Request, p: Principal, entity: str, rid: str,
 
 
 @router.get("/ui/records/{entity}/{rid}/row", response_class=HTMLResponse)
-def record_row(request: Request, entity: str, rid: str) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
+def record_row(request: Request, entity: str, rid: str, p: PartUser) -> Response:
     return _row_response(request, p, entity, rid)
 
 
 @router.post("/ui/records/{entity}/{rid}/sync", response_class=HTMLResponse)
-def record_sync(request: Request, entity: str, rid: str) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
+def record_sync(request: Request, entity: str, rid: str, p: PartUser) -> Response:
     if not p.has("sync:run") or entity not in ENTITY_TYPES:
         return Response("this token may not sync records", status_code=403)
     st = state(request)
@@ -295,11 +272,7 @@ def record_sync(request: Request, entity: str, rid: str) -> Response:
 
 
 @router.get("/conflicts", response_class=HTMLResponse)
-def conflicts_page(request: Request) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return _login_redirect()
+def conflicts_page(request: Request, p: PageUser) -> Response:
     st = state(request)
     items = []
     for row in st.hub.conflicts(limit=200):
@@ -310,11 +283,7 @@ def conflicts_page(request: Request) -> Response:
 
 
 @router.post("/ui/conflicts/{cid}/resolve", response_class=HTMLResponse)
-async def ui_resolve(request: Request, cid: Annotated[int, Path(ge=1, le=2**62)]) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
+async def ui_resolve(request: Request, cid: Annotated[int, Path(ge=1, le=2**62)], p: PartUser) -> Response:
     if not p.has("records:write"):
         return Response("resolving a conflict needs the scope records:write", status_code=403)
     form = await request.form()
@@ -335,18 +304,10 @@ async def ui_resolve(request: Request, cid: Annotated[int, Path(ge=1, le=2**62)]
 
 
 @router.get("/ui/activity", response_class=HTMLResponse)
-def activity_part(request: Request) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return Response(status_code=401)
+def activity_part(request: Request, p: PartUser) -> Response:
     return _page(request, "_activity.html", p, activity=state(request).hub.activity(15), live=True)
 
 
 @router.get("/activity", response_class=HTMLResponse)
-def activity_page(request: Request) -> Response:
-    try:
-        p = _who(request)
-    except _Login:
-        return _login_redirect()
+def activity_page(request: Request, p: PageUser) -> Response:
     return _page(request, "activity.html", p, activity=state(request).hub.activity(300))
