@@ -450,8 +450,11 @@ class EntitySync:
             sref = it.refs.get(rf)
             if sref is None:
                 continue
-            self._translate(target, refs=[str(sref)])
-            hid = self._ref_cache[target].get(str(sref))
+            key = str(sref)
+            hid = self._ref_cache.get(target, {}).get(key)
+            if hid is None:  # not in the batch's look-up (done in _spoke_items): ask once
+                self._translate(target, refs=[key])
+                hid = self._ref_cache[target].get(key)
             if hid is None:
                 raise _RefMissing(f"{it.ref}: refers to {target} {sref!r} ({rf}), which is not "
                                   f"synced over link {self.link.name!r} (fix: sync that {target} "
