@@ -7,10 +7,7 @@ transaction with the engine's other writes take a ``Connection``; the rest open 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,10 +28,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from concord.errors import HubError, LinkLocked
+from concord.errors import HubError
 from concord.hub import schema as s
+from concord.hub.journal import JournalMixin
 from concord.records import Record, canonical, hash_text
 
 DEFAULT_URL = "sqlite:///concord.db"
@@ -149,7 +147,7 @@ class RecordWrite:
     hash: str | None = None
 
 
-class Hub:
+class Hub(JournalMixin):
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
@@ -547,115 +545,6 @@ class Hub:
             q = q.where(c.link == link)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(c.id))]
-
-    # -- run journal and activity log ------------------------------------------------
-    def start_run(self, link: str, entity: str | None, trigger: str, requested_by: str | None = None,
-                  record: str | None = None, status: str = "running") -> int:
-        with self.begin() as conn:
-            res = conn.execute(s.runs.insert().values(
-                tenant=self.tenant, link=link, entity=entity, record=record, trigger=trigger,
-                requested_by=requested_by, status=status,
-                started_at=time.time() if status == "running" else None))
-            pk = res.inserted_primary_key
-            assert pk is not None
-            return int(pk[0])
-
-    def update_run(self, run_id: int, **values: Any) -> None:
-        if "counts" in values and not isinstance(values["counts"], str | None):
-            values["counts"] = json.dumps(values["counts"])
-        with self.begin() as conn:
-            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
-
-    def delete_run(self, run_id: int) -> None:
-        with self.begin() as conn:
-            conn.execute(delete(s.runs).where(s.runs.c.id == run_id))
-
-    def runs(self, link: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        c = s.runs.c
-        q = select(s.runs).where(c.tenant == self.tenant)
-        if link:
-            q = q.where(c.link == link)
-        with self.engine.connect() as conn:
-            out = [dict(r._mapping) for r in conn.execute(q.order_by(c.id.desc()).limit(limit))]
-        for r in out:
-            r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
-        return out
-
-    def log_activity(self, actor: str, action: str, *, link: str | None = None,
-                     entity: str | None = None, detail: str | None = None,
-                     outcome: str | None = None) -> None:
-        with self.begin() as conn:
-            conn.execute(s.activity.insert().values(
-                tenant=self.tenant, at=time.time(), actor=actor, action=action, link=link,
-                entity=entity, detail=detail, outcome=outcome))
-
-    def activity(self, limit: int = 100) -> list[dict[str, Any]]:
-        c = s.activity.c
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(
-                select(s.activity).where(c.tenant == self.tenant).order_by(c.id.desc()).limit(limit))]
-
-    # -- locks --------------------------------------------------------------------------
-    @contextmanager
-    def lock(self, name: str, *, stale_after: float = 120.0) -> Iterator[None]:
-        """A cross-process lock row: the same link + entity never syncs twice at once.
-        A lock whose holder died (same host, pid gone) or stopped beating is taken over."""
-        key = f"{self.tenant}:{name}"
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        now = time.time()
-        try:
-            with self.begin() as conn:
-                row = conn.execute(select(s.locks).where(s.locks.c.name == key)).first()
-                if row is not None:
-                    if row.owner != owner and not _lock_is_stale(row, now, stale_after):
-                        raise LinkLocked(f"{name} is already being synced (by {row.owner} since "
-                                         f"{time.strftime('%H:%M:%S', time.localtime(row.acquired_at))})")
-                    conn.execute(delete(s.locks).where(s.locks.c.name == key))
-                conn.execute(s.locks.insert().values(name=key, owner=owner, acquired_at=now,
-                                                     heartbeat=now))
-        except IntegrityError:
-            # another worker saw no lock row at the same instant and inserted first
-            raise LinkLocked(f"{name} is already being synced (taken by another worker "
-                             "at the same moment)") from None
-        try:
-            yield
-        finally:
-            try:
-                with self.begin() as conn:
-                    conn.execute(delete(s.locks).where(s.locks.c.name == key, s.locks.c.owner == owner))
-            except OperationalError:
-                pass
-
-    def heartbeat(self, name: str) -> None:
-        with self.begin() as conn:
-            conn.execute(update(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")
-                         .values(heartbeat=time.time()))
-
-    def is_any_locked(self, link: str) -> bool:
-        """Is any entity of ``link`` syncing right now?"""
-        prefix = f"{self.tenant}:sync:{link}:"
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(s.locks).where(s.locks.c.name.startswith(prefix))).all()
-        now = time.time()
-        return any(not _lock_is_stale(r, now, 120.0) for r in rows)
-
-    def is_locked(self, name: str) -> bool:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")).first()
-        return row is not None and not _lock_is_stale(row, time.time(), 120.0)
-
-
-def _lock_is_stale(row: Any, now: float, stale_after: float) -> bool:
-    host, pid = [*str(row.owner).split(":"), "", ""][:2]
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-    return bool(now - row.heartbeat > stale_after)
 
 
 def _bind(name: str) -> Any:
