@@ -27,6 +27,7 @@ from concord.engine.decide import (
     decide_removed,
 )
 from concord.engine.mapping import Mapping
+from concord.engine.refs import References, RefMissing
 from concord.errors import ConcordError, PreconditionFailed, TransientError
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
 from concord.records import Record, canonical, content_hash, hash_text, new_id
@@ -81,8 +82,7 @@ class EntitySync:
         self.progress, self.run_id = progress, run_id
         self.result = EntityResult(entity)
         self.batch = link.batch_size
-        self._ref_cache: dict[str, dict[str, str]] = {}  # target entity -> spoke ref -> hub id
-        self._id_cache: dict[str, dict[str, str]] = {}  # target entity -> hub id -> spoke ref
+        self.refs = References(hub, link.name, entity, self.map)
         self.unfinished_hub_seq: int | None = None
         self.unfinished_spoke = False
         self.done = 0
@@ -239,8 +239,7 @@ class EntitySync:
             # bounded memory: a scan yields each row once, so nothing of this batch is
             # needed again (children look their parents up in the archive)
             self.handled.clear()
-            self._ref_cache.pop(entity, None)
-            self._id_cache.pop(entity, None)
+            self.refs.forget(entity)
         with hub.begin() as conn:
             hub.lock_feed(conn)
             start = progress.get("start_seq")
@@ -309,12 +308,12 @@ class EntitySync:
                 if sref is not None:
                     wanted.setdefault(target, set()).add(str(sref))
         for target, srefs in wanted.items():
-            self._translate(target, refs=sorted(srefs))
+            self.refs.look_up(target, refs=sorted(srefs))
         mapped: list[tuple[Item, Content | None]] = []
         for it in items:
             try:
-                mapped.append((it, self._to_hub(it)))
-            except _RefMissing as exc:
+                mapped.append((it, self.refs.to_hub(it)))
+            except RefMissing as exc:
                 bad.append(("spoke", it.ref, str(exc), None))
                 self.result.errors.append(str(exc))
         idents = [it.ident for it, _ in mapped
@@ -430,56 +429,6 @@ class EntitySync:
         self._apply(cases, [], None)
 
     # ------------------------------------------------------------------ references
-    def _translate(self, target: str, *, refs: list[str] = (), ids: list[str] = ()) -> None:  # type: ignore[assignment]
-        by_ref = self._ref_cache.setdefault(target, {})
-        by_id = self._id_cache.setdefault(target, {})
-        need_refs = [r for r in refs if r not in by_ref]
-        need_ids = [i for i in ids if i not in by_id]
-        if need_refs or need_ids:
-            for a in self.hub.archive_select(self.link.name, target, hub_ids=need_ids,
-                                             spoke_refs=need_refs):
-                by_ref[a.spoke_ref] = a.hub_id
-                by_id[a.hub_id] = a.spoke_ref
-
-    def _to_hub(self, it: Item) -> Content | None:
-        fields = self.map.to_hub(it.fields)
-        if fields is None:
-            return None
-        refs: dict[str, Any] = {}
-        for rf, target in self.map.refs.items():
-            sref = it.refs.get(rf)
-            if sref is None:
-                continue
-            key = str(sref)
-            hid = self._ref_cache.get(target, {}).get(key)
-            if hid is None:  # not in the batch's look-up (done in _spoke_items): ask once
-                self._translate(target, refs=[key])
-                hid = self._ref_cache[target].get(key)
-            if hid is None:
-                raise _RefMissing(f"{it.ref}: refers to {target} {sref!r} ({rf}), which is not "
-                                  f"synced over link {self.link.name!r} (fix: sync that {target} "
-                                  "first, or correct the reference)")
-            refs[rf] = hid
-        return fields, refs
-
-    def _to_spoke(self, hub_id: str, c: Content) -> Item | str:
-        fields = self.map.to_spoke(c[0])
-        if fields is None:
-            return f"{hub_id}: not synced over this link (value map or filter)"
-        refs: dict[str, str | None] = {}
-        for rf, target in self.map.refs.items():
-            hid = c[1].get(rf)
-            if hid is None:
-                continue
-            self._translate(target, ids=[str(hid)])
-            sref = self._id_cache[target].get(str(hid))
-            if sref is None:
-                return (f"{self.entity} {hub_id}: its {rf} ({target} {hid}) is not at the spoke "
-                        f"of link {self.link.name!r} (fix: sync {target} first, or check that "
-                        f"link's {target} filter)")
-            refs[rf] = sref
-        return Item(ref="", version="", fields=fields, refs=refs, ident=hub_id)
-
     # ------------------------------------------------------------------ applying
     def _apply(self, cases: list[_Case], bad: list[tuple[str, str, str, str | None]],
                checkpoint: Checkpoint | None) -> None:
@@ -502,7 +451,7 @@ class EntitySync:
             d = c.decision
             ref = c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None)
             if d.spoke_put is not None:
-                item = self._to_spoke(c.hub_id, d.spoke_put)
+                item = self.refs.to_spoke(c.hub_id, d.spoke_put)
                 if isinstance(item, str):
                     failed[n] = item
                     continue
@@ -631,8 +580,7 @@ class EntitySync:
         self._memo.clear()
         self.done += len(cases) + len(bad)
         for a in arch_rows:
-            self._ref_cache.setdefault(self.entity, {})[a.spoke_ref] = a.hub_id
-            self._id_cache.setdefault(self.entity, {})[a.hub_id] = a.spoke_ref
+            self.refs.remember(self.entity, a.spoke_ref, a.hub_id)
         if self.progress is not None:
             self.progress(self.entity, self.done, max(self.total, self.done))
 
@@ -646,10 +594,6 @@ class EntitySync:
                 self.unfinished_hub_seq, seq)
         elif c.item is None:
             self.unfinished_spoke = True
-
-
-class _RefMissing(ConcordError):
-    pass
 
 
 def _usable_id(ident: str) -> bool:
