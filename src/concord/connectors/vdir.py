@@ -52,8 +52,6 @@ class VdirConnector(Connector):
         return vcard.FIELDS
 
     # -- reading -------------------------------------------------------------------
-    _version = staticmethod(lambda st: _version(st))
-
     def list(self, entity: str) -> Iterator[tuple[str, str]]:
         listed = self._scan_folder()
         if len(listed) >= 4 * PARALLEL_FROM:
@@ -95,7 +93,7 @@ class VdirConnector(Connector):
             st = path.stat()
         except FileNotFoundError:
             raise PreconditionFailed(ref, expected, None) from None
-        actual = self._version(st)
+        actual = _version(st)
         if expected is not None and actual != expected:
             raise PreconditionFailed(ref, expected, actual)
         return path, actual
@@ -119,7 +117,7 @@ class VdirConnector(Connector):
             raise PreconditionFailed(ref, None, "exists") from None
         finally:
             tmp.unlink(missing_ok=True)
-        return ref, self._version(path.stat())
+        return ref, _version(path.stat())
 
     def update(self, entity: str, ref: str, item: Item, expected_version: str | None) -> str:
         path, _ = self._check(ref, expected_version)
@@ -132,11 +130,11 @@ class VdirConnector(Connector):
             new = vcard.build({k: v for k, v in item.fields.items() if v is not None},
                               item.ident or ref.rsplit(".", 1)[0])
         if new == old:
-            return self._version(path.stat())
+            return _version(path.stat())
         tmp = self._write_tmp(new)
         self._check(ref, expected_version)
         os.replace(tmp, path)
-        return self._version(path.stat())
+        return _version(path.stat())
 
     def delete(self, entity: str, ref: str, expected_version: str | None) -> None:
         path, _ = self._check(ref, expected_version)

@@ -97,6 +97,7 @@ class EntitySync:
         self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
         self.has_quarantine = bool(hub.quarantined(link.name))
         self.has_intents = hub.has_intents(link.name, entity)
+        self._seqs: dict[str, int] = {}  # hub id -> feed seq, for the hub chunk being applied
         self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
 
     def _canon(self, c: Content) -> tuple[str, str]:
@@ -588,7 +589,7 @@ class EntitySync:
         """A record not finished this run: keep the checkpoints from moving past it."""
         if c.item is not None:
             self.unfinished_spoke = True
-        seq = getattr(self, "_seqs", {}).get(c.hub_id)
+        seq = self._seqs.get(c.hub_id)
         if seq is not None:
             self.unfinished_hub_seq = seq if self.unfinished_hub_seq is None else min(
                 self.unfinished_hub_seq, seq)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -228,8 +229,8 @@ class Hub(JournalMixin):
             conn.execute(
                 update(s.records)
                 .where(and_(s.records.c.tenant == self.tenant,
-                            s.records.c.entity == _bind("b_entity"), s.records.c.id == _bind("rid")))
-                .values(deleted=True, seq=_bind("nseq"), updated_at=now, updated_by=by),
+                            s.records.c.entity == bindparam("b_entity"), s.records.c.id == bindparam("rid")))
+                .values(deleted=True, seq=bindparam("nseq"), updated_at=now, updated_by=by),
                 [{"b_entity": w.entity, "rid": w.id, "nseq": seq_of[(w.entity, w.id)]}
                  for w in tombstones],
             )
@@ -338,17 +339,14 @@ class Hub(JournalMixin):
             return int(conn.execute(q).scalar_one())
 
     def list_records(self, entity: str, *, include_deleted: bool = False, offset: int = 0,
-                     limit: int = 100, where: dict[str, Any] | None = None) -> list[Record]:
+                     limit: int = 100) -> list[Record]:
         c = s.records.c
         q = select(s.records).where(c.tenant == self.tenant, c.entity == entity)
         if not include_deleted:
             q = q.where(c.deleted.is_(False))
         q = q.order_by(c.id).offset(offset).limit(limit)
         with self.engine.connect() as conn:
-            recs = [self._row_record(r) for r in conn.execute(q)]
-        if where:
-            recs = [r for r in recs if all(r.fields.get(k) == v for k, v in where.items())]
-        return recs
+            return [self._row_record(r) for r in conn.execute(q)]
 
     def count(self, entity: str, *, include_deleted: bool = False) -> int:
         c = s.records.c
@@ -546,8 +544,3 @@ class Hub(JournalMixin):
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(c.id))]
 
-
-def _bind(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
