@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from concord.sample import ADMIN_EMAIL, default_mapping
+from concord.sample import ADMIN_EMAIL, default_entities, default_mapping
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -61,7 +61,7 @@ def to_toml(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> str:
 
 
 def demo_config(practice_db: Path, hub_db: Path) -> dict[str, Any]:
-    entities = {e: {"direction": "two-way", "authority": "spoke"} for e in default_mapping()}
+    entities = default_entities()
     return {
         "hub": {"url": f"sqlite:///{hub_db.name}", "tenant": "demo"},
         "links": {"practice": {

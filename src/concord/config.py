@@ -11,13 +11,51 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from concord.errors import ConfigError
 from concord.records import ENTITY_TYPES
 
 Direction = Literal["pull", "push", "two-way"]
 Authority = Literal["hub", "spoke", "newest"]
+
+
+class FieldRule(BaseModel):
+    """How a spoke field of another shape than the model's field travels (a single ``email``
+    column for the ``emails`` list, three address columns for one of the ``addresses``).
+
+    - ``field``: the spoke field. A single value there is one element of the list (rule i of
+      a list of rules is element i); with ``split`` it holds every element, separated; a
+      spoke field that is a list holds every element.
+    - ``parts``: typed-value key -> spoke field, for one element made of several spoke
+      fields (``{ street = "street", locality = "city" }``).
+    - ``key``: which key of the typed value the spoke value fills (default: its main one,
+      e.g. ``address`` of an e-mail, ``email`` of an attendee).
+    - ``types``: the kinds an element made from this spoke field gets (``["work"]``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str | None = None
+    parts: dict[str, str] | None = None
+    split: str | None = Field(default=None, min_length=1)
+    key: str | None = None
+    types: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldRule:
+        if (self.field is None) == (self.parts is None):
+            raise ValueError("give either field (one spoke field) or parts (several)")
+        if self.parts is not None and self.split is not None:
+            raise ValueError("split goes with field, not with parts")
+        return self
+
+    @property
+    def spoke_fields(self) -> list[str]:
+        return [self.field] if self.field is not None else list((self.parts or {}).values())
+
+
+FieldTarget = str | FieldRule | list[FieldRule]
 
 
 class EntityConfig(BaseModel):
@@ -27,8 +65,9 @@ class EntityConfig(BaseModel):
 
     direction: Direction = "two-way"
     authority: Authority = "hub"
-    #: hub field -> spoke field. None: the identity over the fields the connector knows.
-    fields: dict[str, str] | None = None
+    #: model field -> spoke field, or a rule converting between shapes (``FieldRule``).
+    #: None: the identity over the fields the connector knows.
+    fields: dict[str, FieldTarget] | None = None
     #: hub field -> {hub value: spoke value}. A value with no entry means "not synced".
     values: dict[str, dict[str, str]] = Field(default_factory=dict)
     #: hub field -> allowed values; a record whose value is not listed is not synced.
@@ -107,8 +146,16 @@ def from_dict(data: dict[str, Any], *, source: str = "<config>", base: Path | No
         raise ConfigError(err["msg"], source=source, key=key,
                           fix="see the commented example written by `concord init`") from exc
     cfg.hub.url = _resolve(cfg.hub.url, base)
+    from concord.engine.mapping import check_fields
+
     for name, link in cfg.links.items():
         link.name = name
+        for entity, ec in link.entities.items():
+            # every mapped field is a field of the model, and every rule fits its shape:
+            # checked now, before anything is read or written
+            if ec.fields is not None:
+                check_fields(entity, ec.fields, source=source,
+                             where=f"links.{name}.entities.{entity}.fields")
         for k, v in list(link.options.items()):
             if isinstance(v, str) and k in ("path", "url", "folder"):
                 if k == "url":

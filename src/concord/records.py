@@ -48,6 +48,12 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def usable_id(ident: str) -> bool:
+    """Can a spoke's own identity (a UID) serve as the hub id? Short ones without '/' can;
+    a longer one (Outlook's 100-character UIDs) travels in the record's ``uid`` field."""
+    return 0 < len(ident) <= 64 and "/" not in ident
+
+
 def canonical(fields: Fields, refs: Refs | None = None) -> str:
     """The canonical JSON text of a record's content: sorted keys, no spaces, UTF-8,
     ``None`` values dropped (absent and empty mean the same thing everywhere). orjson: the

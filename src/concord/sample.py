@@ -175,6 +175,50 @@ def default_mapping() -> dict[str, Any]:
     }
 
 
+def default_fields() -> dict[str, dict[str, Any]]:
+    """Per entity type, the link's ``fields`` for this database: model field -> column, or a
+    rule where the shapes differ (one ``email`` column is one element of ``emails``; three
+    address columns are the parts of one address; an event's attendee list fills each
+    attendee's ``email``). Custom fields travel as ``custom.<name>`` by themselves."""
+    one = {"field": "email"}
+    return {
+        "staff": {"given_name": "first_name", "family_name": "last_name", "emails": one,
+                  "role": "role", "active": "active"},
+        "client": {"code": "code", "kind": "kind", "name": "name", "given_name": "first_name",
+                   "family_name": "last_name", "emails": one, "phones": {"field": "phone"},
+                   "addresses": {"parts": {"street": "street", "locality": "city",
+                                           "postcode": "postcode"}},
+                   "tax_number": "tax_number"},
+        "contact": {"given_name": "first_name", "family_name": "last_name", "emails": one,
+                    "phones": {"field": "phone"}, "title": "position"},
+        "job": {"name": "name", "state": "state", "due_date": "due_date",
+                "budget_hours": "budget_hours"},
+        "tax_return": {"year": "year", "form": "form", "status": "status",
+                       "lodged_on": "lodged_on"},
+        "task": {"summary": "subject", "status": "status", "categories": {"field": "category"},
+                 "due": "due_date"},
+        "event": {"summary": "title", "start": "starts_at", "end": "ends_at",
+                  "location": "location", "attendees": {"field": "attendees"}},
+    }
+
+
+#: The practice's words for a client's kind, and the model's (vCard KIND) ones.
+CLIENT_KINDS: dict[str, str] = {"individual": "individual", "org": "company"}
+
+
+def default_entities(direction: str = "two-way", authority: str = "spoke"
+                     ) -> dict[str, dict[str, Any]]:
+    """The ``entities`` table of a link to this database: every entity type, with its
+    fields and the client kind's value map."""
+    out: dict[str, dict[str, Any]] = {}
+    for entity, fields in default_fields().items():
+        ec: dict[str, Any] = {"direction": direction, "authority": authority, "fields": fields}
+        if entity == "client":
+            ec["values"] = {"kind": dict(CLIENT_KINDS)}
+        out[entity] = ec
+    return out
+
+
 class _Pools:
     """Faker values drawn once, combined many times: realistic and fast."""
 

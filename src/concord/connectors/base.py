@@ -130,6 +130,12 @@ class Connector(ABC):
         (None: any field). The default mapping is the identity over these."""
         return None
 
+    def field_shapes(self, entity: str) -> dict[str, str] | None:
+        """What each spoke-native field holds (``text``, ``int``, ``list``, ``custom``…), for
+        checking a link's mapping against the model; None when the connector speaks the
+        canonical model itself (vCard, iCalendar)."""
+        return None
+
     def ref_fields(self, entity: str) -> dict[str, str]:
         """Reference fields of ``entity``: field -> entity type referenced."""
         return {}

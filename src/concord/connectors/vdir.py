@@ -107,12 +107,13 @@ class VdirConnector(Connector):
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
         ref = _SAFE.sub("_", ident) + self.ext
         path = self._path(ref)
-        tmp = self._write_tmp(vcard.build({k: v for k, v in item.fields.items() if v is not None}, ident))
+        tmp = self._write_tmp(vcard.build({k: v for k, v in item.fields.items() if v is not None},
+                                          ident))
         try:
             os.link(tmp, path)  # atomic, and never replaces an existing file
         except FileExistsError:
             existing = next(iter(self.get(entity, [ref])), None)
-            if isinstance(existing, Item) and existing.ident == ident:
+            if isinstance(existing, Item) and existing.ident in (ident, item.fields.get("uid")):
                 return ref, existing.version  # a retried create: found again, not duplicated
             raise PreconditionFailed(ref, None, "exists") from None
         finally:
@@ -121,7 +122,7 @@ class VdirConnector(Connector):
 
     def update(self, entity: str, ref: str, item: Item, expected_version: str | None) -> str:
         path, _ = self._check(ref, expected_version)
-        old = path.read_text(encoding="utf-8")
+        old = vcard.decode_bytes(path.read_bytes(), name=str(path))
         try:
             new = vcard.patch(old, item.fields, mapped=item.fields.keys(), name=str(path))
         except vcard.VCardError:
@@ -159,13 +160,8 @@ def _read_many(folder: str, refs: Sequence[str]) -> list[Item | ItemError]:
         except FileNotFoundError:
             continue
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            out.append(ItemError(ref, f"{path}: not UTF-8 at byte {exc.start} (fix: re-save "
-                                 "the file as UTF-8)"))
-            continue
-        try:
-            uid, fields = vcard.read(text, name=str(path))
+            text = vcard.decode_bytes(raw, name=path)
+            uid, fields = vcard.read(text, name=path)
         except vcard.VCardError as exc:
             out.append(ItemError(ref, str(exc), text[:2000]))
             continue

@@ -50,7 +50,7 @@ class References:
     def to_hub(self, it: Item) -> Content | None:
         """A spoke item in hub space; None when the link does not carry it (value map,
         filter); raises RefMissing when it refers to a record the link has not synced."""
-        fields = self.map.to_hub(it.fields)
+        fields = self.map.to_hub(it.fields, record=it.ref)
         if fields is None:
             return None
         refs: dict[str, Any] = {}

@@ -28,9 +28,10 @@ from concord.engine.decide import (
 )
 from concord.engine.mapping import Mapping
 from concord.engine.refs import References, RefMissing
+from concord.model import ModelError
 from concord.errors import ConcordError, PreconditionFailed, TransientError
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
-from concord.records import Record, canonical, content_hash, hash_text, new_id
+from concord.records import Record, canonical, content_hash, hash_text, new_id, usable_id
 
 Progress = Callable[[str, int, int], None]
 
@@ -77,7 +78,9 @@ class EntitySync:
                  progress: Progress | None = None, run_id: int | None = None) -> None:
         self.hub, self.link, self.conn, self.entity = hub, link, connector, entity
         self.cfg = link.entities[entity]
-        self.map = Mapping(self.cfg, connector.fields(entity), connector.ref_fields(entity))
+        self.map = Mapping(self.cfg, connector.fields(entity), connector.ref_fields(entity),
+                           entity=entity, spoke_shapes=connector.field_shapes(entity),
+                           link=link.name)
         self.dry_run, self.confirm = dry_run, confirm_deletes
         self.progress, self.run_id = progress, run_id
         self.result = EntityResult(entity)
@@ -314,7 +317,7 @@ class EntitySync:
         for it in items:
             try:
                 mapped.append((it, self.refs.to_hub(it)))
-            except RefMissing as exc:
+            except (RefMissing, ModelError) as exc:
                 bad.append(("spoke", it.ref, str(exc), None))
                 self.result.errors.append(str(exc))
         idents = [it.ident for it, _ in mapped
@@ -375,7 +378,7 @@ class EntitySync:
                                     authority=self.cfg.authority, hub_newer=_newer(rec, it))
                 cases.append(_Case(rec.id, None, rec, it, it.version, d))
             else:
-                chosen = (ident if ident and _usable_id(ident)
+                chosen = (ident if ident and usable_id(ident)
                           and ident not in self.handled else None)
                 new = chosen is None
                 d = decide("absent", "changed", hub=None, spoke=content, base=None,
@@ -556,7 +559,7 @@ class EntitySync:
                     res.counts[d.label] += 1
                 if d.pending:
                     res.counts["pending"] += 1
-            self.hub.write(conn, writes, by=f"link:{self.link.name}")
+            self.hub.write(conn, writes, by=f"link:{self.link.name}", validated=True)
             self.hub_written += len(writes)
             self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
             self.hub.drop_archive(conn, self.link.name, self.entity, forget)
@@ -595,10 +598,6 @@ class EntitySync:
                 self.unfinished_hub_seq, seq)
         elif c.item is None:
             self.unfinished_spoke = True
-
-
-def _usable_id(ident: str) -> bool:
-    return 0 < len(ident) <= 64 and "/" not in ident
 
 
 def _newer(rec: Record | None, it: Item | None) -> bool:

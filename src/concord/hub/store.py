@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from concord.errors import HubError
 from concord.hub import schema as s
 from concord.hub.journal import JournalMixin
+from concord.model import normalize
 from concord.records import Record, canonical, hash_text
 
 DEFAULT_URL = "sqlite:///concord.db"
@@ -204,10 +205,20 @@ class Hub(JournalMixin):
         last = conn.execute(select(s.tenants.c.last_seq).where(s.tenants.c.id == self.tenant)).scalar_one()
         return int(last) - n + 1
 
-    def write(self, conn: Connection, writes: Sequence[RecordWrite], by: str = "") -> list[Record]:
-        """Write records (upsert) and tombstones in the caller's transaction."""
+    def write(self, conn: Connection, writes: Sequence[RecordWrite], by: str = "", *,
+              validated: bool = False) -> list[Record]:
+        """Write records (upsert) and tombstones in the caller's transaction. Each record's
+        fields are checked against its entity's model (``model.ModelError`` names the field);
+        ``validated`` says the caller has done so already (the engine normalizes everything it
+        reads from a spoke)."""
         if not writes:
             return []
+        if not validated:
+            for w in writes:
+                if not w.deleted:
+                    fields = normalize(w.entity, w.fields, record=w.id)
+                    if fields != w.fields:
+                        w.fields, w.data, w.hash = fields, None, None
         first = self._take_seqs(conn, len(writes))
         now = time.time()
         rows = []

@@ -37,12 +37,8 @@ class CalDAVConnector(DavConnector):
         kinds = {c.name for c in cal.subcomponents} - {"VTIMEZONE"}
         if kinds and _COMPONENT[entity] not in kinds and kinds <= {"VEVENT", "VTODO", "VJOURNAL"}:
             raise NotThisEntity(href)
-        comp = ical.main_component(cal, _COMPONENT[entity], name=href)
-        try:
-            fields = ical.fields_of(comp, _COMPONENT[entity])
-        except (ValueError, TypeError) as exc:
-            raise ical.ICalError(f"{href}: {exc} (fix: correct the item on the server)") from exc
-        return Parsed(fields, ical.uid_of(comp))
+        uid, fields = ical.read_calendar(cal, _COMPONENT[entity], name=href)
+        return Parsed(fields, uid)
 
     def render_new(self, entity: str, fields: dict[str, Any], uid: str,
                    refs: dict[str, str | None] | None = None) -> str:
@@ -50,9 +46,7 @@ class CalDAVConnector(DavConnector):
 
     def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str,
                      refs: dict[str, str | None] | None = None) -> str:
-        fs = self.fields(entity)
-        assert fs is not None
-        return ical.patch(original, _COMPONENT[entity], fields, mapped=fs, name=href)
+        return ical.patch(original, _COMPONENT[entity], fields, mapped=fields.keys(), name=href)
 
     def bulk_body(self, texts: list[str]) -> str:
         """One VCALENDAR holding every component (timezones once per TZID)."""

@@ -34,7 +34,7 @@ class CardDAVConnector(DavConnector):
             p = card.first(X_CLIENT)
             if p is not None and p.value.strip():
                 refs["client"] = vcard.unescape(p.value).strip()
-        return Parsed(card.fields(), card.uid, refs)
+        return Parsed(card.fields(OWNED), card.uid, refs)
 
     def render_new(self, entity: str, fields: dict[str, Any], uid: str,
                    refs: dict[str, str | None] | None = None) -> str:
@@ -42,7 +42,8 @@ class CardDAVConnector(DavConnector):
 
     def render_patch(self, entity: str, original: str, fields: dict[str, Any], href: str,
                      refs: dict[str, str | None] | None = None) -> str:
-        return _with_client(vcard.patch(original, fields, name=href), entity, refs)
+        return _with_client(vcard.patch(original, fields, mapped=fields.keys(), name=href,
+                                        owned=OWNED), entity, refs)
 
     def bulk_body(self, texts: list[str]) -> str:
         # Radicale splits a whole-collection upload of vCards into one item per UID
@@ -52,6 +53,8 @@ class CardDAVConnector(DavConnector):
 #: A contact's client, as the href of the client's card (a link that carries both
 #: entity types and sets ``refs = {client = "client"}`` translates it to the hub's id).
 X_CLIENT = "X-CONCORD-CLIENT"
+#: properties this connector writes itself (never record content)
+OWNED = frozenset({X_CLIENT})
 
 
 def _with_client(text: str, entity: str, refs: dict[str, str | None] | None) -> str:

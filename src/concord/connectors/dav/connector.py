@@ -335,7 +335,7 @@ class DavConnector(Connector):
             etag, text = got
             parsed = self._to_item(entity, href, etag or "", text)
             names = self.fields(entity)
-            if isinstance(parsed, Item) and parsed.ident == ident and etag and _same(
+            if isinstance(parsed, Item) and parsed.ident in (ident, item.fields.get("uid")) and etag and _same(
                     parsed.fields, item.fields, names):
                 return href, etag
         raise PreconditionFailed(href, None, got[0] if got else None)

@@ -145,6 +145,13 @@ class SQLConnector(Connector):
             names += [CUSTOM_PREFIX + str(r[0]) for r in rows]
         return tuple(names)
 
+    def field_shapes(self, entity: str) -> dict[str, str]:
+        res = self._res(entity)
+        out = {f: kind.name for f, (_col, kind) in res.cols.items()}
+        out.update({f: "list" for f in res.lists})
+        out.update({f: "custom" for f in self.fields(entity) if f.startswith(CUSTOM_PREFIX)})
+        return out
+
     def ref_fields(self, entity: str) -> dict[str, str]:
         return {f: r.entity for f, r in self._res(entity).refs.items()}
 

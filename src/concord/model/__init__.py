@@ -1,0 +1,221 @@
+"""Concord's canonical model: one typed model per entity type (``entities.py``) made of typed
+values (``values.py``), and the functions the rest of Concord uses to check and describe it.
+
+- ``normalize(entity, fields)``: validate a record's fields against its model and return
+  the stored form (types lower case, empty parts left out); ``ModelError`` names the field
+  and the fix. The engine normalizes what it reads from a spoke; the hub refuses a write
+  that does not validate.
+- ``shape(entity, field)``: what a field holds (``text``, ``list``, ``object``…), used to
+  check a link's mapping when its configuration loads.
+
+See ``docs/model.md`` for one table per entity type and how each connector maps it.
+"""
+
+from __future__ import annotations
+
+import types as _types
+import typing
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from concord.model.entities import MODELS, Entity, EventOverride
+from concord.model.values import (
+    Address,
+    Attachment,
+    Attendee,
+    EmailAddress,
+    Extras,
+    Mailbox,
+    Phone,
+    Prop,
+    Recurrence,
+    Uri,
+    Value,
+)
+
+__all__ = [
+    "CUSTOM_PREFIX",
+    "MODELS",
+    "Address",
+    "Attachment",
+    "Attendee",
+    "EmailAddress",
+    "Entity",
+    "EventOverride",
+    "Extras",
+    "FieldShape",
+    "Mailbox",
+    "ModelError",
+    "Phone",
+    "Prop",
+    "Recurrence",
+    "Uri",
+    "compact",
+    "field_names",
+    "normalize",
+    "shape",
+]
+
+CUSTOM_PREFIX = "custom."
+
+#: The key of a typed list item that a single text value fills (an ``email`` column holds
+#: an ``EmailAddress.address``).
+MAIN_KEY: dict[type[Value], str] = {
+    EmailAddress: "address", Phone: "number", Uri: "value", Attendee: "email",
+    Mailbox: "address", Address: "street",
+}
+
+
+class ModelError(ValueError):
+    """Fields that do not fit the entity's model; the message names the field and the fix."""
+
+    def __init__(self, entity: str, problems: list[tuple[str, str]], *, record: str | None = None
+                 ) -> None:
+        self.entity, self.problems, self.record = entity, problems, record
+        who = f"{entity} {record}" if record else entity
+        text = "; ".join(f"field {key!r}: {msg}" for key, msg in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(f"{who}: {text}{more} (fix: correct the value at its source, or map "
+                         "the field to the right model field; see docs/model.md)")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldShape:
+    """What one field of the model holds."""
+
+    kind: str  # text | int | number | bool | list | object | custom
+    item: type[Value] | None = None  # for list/object: the typed value (None: plain text)
+    description: str = ""
+
+    @property
+    def is_list(self) -> bool:
+        return self.kind == "list"
+
+    @property
+    def main_key(self) -> str | None:
+        return MAIN_KEY.get(self.item) if self.item is not None else None
+
+
+def _shape_of(annotation: Any, description: str) -> FieldShape:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, _types.UnionType) and len(args) == 1:
+        return _shape_of(args[0], description)
+    if origin is list:
+        inner = typing.get_args(annotation)[0]
+        return FieldShape("list", inner if isinstance(inner, type) and issubclass(inner, Value)
+                          else None, description)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return FieldShape("object", annotation if issubclass(annotation, Value) else None,
+                          description)
+    name = {str: "text", int: "int", float: "number", bool: "bool"}.get(annotation, "text")
+    return FieldShape(name, None, description)
+
+
+@cache
+def _shapes(entity: str) -> dict[str, FieldShape]:
+    model = MODELS[entity]
+    return {name: _shape_of(f.annotation, f.description or "")
+            for name, f in model.model_fields.items()}
+
+
+def field_names(entity: str) -> tuple[str, ...]:
+    """The model's named fields of ``entity`` (without ``custom.*``)."""
+    return tuple(_shapes(entity))
+
+
+def shape(entity: str, name: str) -> FieldShape | None:
+    """The shape of ``entity``'s field ``name``; None when the model has no such field."""
+    if name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX):
+        return FieldShape("custom")
+    return _shapes(entity).get(name)
+
+
+@cache
+def _adapter(entity: str) -> TypeAdapter[Any]:
+    return TypeAdapter(MODELS[entity])
+
+
+def compact(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` with empty parts (None, [], {}) left out, recursively. On the hot path (every
+    record read from a spoke), so it dispatches on exact types."""
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        t = type(v)
+        if v is None:
+            continue
+        if t is dict:
+            v = compact(v)
+            if not v:
+                continue
+        elif t is list:
+            if not v:
+                continue
+            v = _compact_list(v)
+            if not v:
+                continue
+        out[k] = v
+    return out
+
+
+def _compact_list(items: list[Any]) -> list[Any]:
+    out = []
+    for v in items:
+        if v is None:
+            continue
+        t = type(v)
+        if t is dict:
+            v = compact(v)
+            if not v:
+                continue
+        elif t is list:
+            v = _compact_list(v)
+        out.append(v)
+    return out
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None) -> dict[str, Any]:
+    """``fields`` validated against ``entity``'s model, in stored form; ModelError if not."""
+    named: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for k, v in fields.items():
+        if v is None:
+            continue
+        if k.startswith(CUSTOM_PREFIX):
+            if not isinstance(v, _SCALARS):
+                problems.append((k, f"a custom field holds one text, number, date or yes/no "
+                                    f"value, not {type(v).__name__}"))
+            custom[k] = v
+        else:
+            named[k] = v
+    try:
+        # validation only: the model transforms nothing, so the input is the stored form
+        _adapter(entity).validate_python(named)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = (f"is not a field of the {entity} model (use one of its fields, or "
+                       f"custom.{loc.split('.')[-1]} for a practice-specific value)")
+            problems.append((loc, msg))
+    if problems:
+        raise ModelError(entity, problems, record=record)
+    out = compact(named)
+    out.update(custom)
+    return out
+
+
+def is_valid(entity: str, fields: dict[str, Any]) -> bool:
+    try:
+        normalize(entity, fields)
+    except ModelError:
+        return False
+    return True
