@@ -52,15 +52,24 @@ def _load(config: Path) -> tuple[Config, Hub]:
 
 @app.command()
 def init(directory: Annotated[Path, typer.Argument()] = Path("."),
-         force: Annotated[bool, typer.Option(help="overwrite an existing concord.toml")] = False) -> None:
+         force: Annotated[bool, typer.Option(help="overwrite an existing concord.toml")] = False,
+         example: Annotated[str | None, typer.Option(
+             help="a ready configuration: practice-groupware (practice database ↔ "
+                  "CardDAV/CalDAV)")] = None) -> None:
     """Write a commented configuration for the embedded default (a SQLite hub)."""
+    from concord import examples
+
+    if example is not None and example not in examples.NAMES:
+        err.print(f"[red]no example named {example!r}[/] (examples: {', '.join(examples.NAMES)})")
+        raise typer.Exit(2)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "concord.toml"
     if target.exists() and not force:
         err.print(f"[yellow]{target} exists[/]; pass --force to overwrite it")
         raise typer.Exit(1)
-    target.write_text(EXAMPLE)
-    (directory / "contacts").mkdir(exist_ok=True)
+    target.write_text(EXAMPLE if example is None else examples.render(example))
+    if example is None:
+        (directory / "contacts").mkdir(exist_ok=True)
     console.print(f"wrote {target}; edit it, then run [bold]concord sync[/]")
 
 

@@ -12,7 +12,7 @@ from concord.activation import activate
 from concord.config import LinkConfig
 from concord.connectors.sql import SQLConnector, SQLOptions
 from concord.hub.store import Hub
-from concord.sample import ADMIN_EMAIL, create_sample, default_mapping, sql_url
+from concord.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping, sql_url
 
 ENTITY_TABLES = {e: m["table"] for e, m in default_mapping().items()}
 
@@ -21,7 +21,7 @@ def link_config(url: str, *, batch: int = 500, direction: str = "pull") -> LinkC
     return LinkConfig(
         name="practice", connector="sql", batch_size=batch, admin=ADMIN_EMAIL,
         options={"url": url, "mapping": default_mapping()},
-        entities={e: {"direction": direction, "authority": "spoke"} for e in default_mapping()},
+        entities=default_entities(direction=direction, authority="spoke"),
     )
 
 

@@ -8,11 +8,11 @@ from concord.formats import ical
 
 
 def _task(text: str) -> dict[str, object]:
-    return ical.task_fields(ical.main_component(ical.parse(text), "VTODO"))
+    return ical.read(text, "VTODO")[1]
 
 
 def _event(text: str) -> dict[str, object]:
-    return ical.event_fields(ical.main_component(ical.parse(text), "VEVENT"))
+    return ical.read(text, "VEVENT")[1]
 
 
 TASK = {"summary": "File VAT return", "description": "Q1, client 42", "status": "Waiting on Others",

@@ -1,4 +1,5 @@
-"""vdir: a folder with one vCard file per record, the layout khard and vdirsyncer use.
+"""vdir: a folder with one file per record, the layout khard, khal and vdirsyncer use: vCards
+(``.vcf``) for clients, contacts and staff, iCalendar objects (``.ics``) for tasks and events.
 
 Versions come from (mtime, inode, size): cheap to list, and any write changes them. The engine
 compares content hashes when a version changes, so a file that was touched but not changed is
@@ -20,20 +21,25 @@ from pathlib import Path
 
 from concord.connectors.base import Capabilities, Connector, ConnectorOptions, Item, ItemError
 from concord.errors import ConfigError, ItemInvalid, PreconditionFailed, TerminalError
-from concord.formats import vcard
+from concord.formats import ical, vcard
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 
 
 class VdirOptions(ConnectorOptions):
     path: str
-    fileext: str = ".vcf"
+    fileext: str | None = None  # default: .vcf for clients, contacts, staff; .ics for the rest
     create: bool = True  # create the folder if it does not exist
+
+
+#: the calendar component of an entity kept as iCalendar (the others are vCards)
+_COMPONENT = {"task": "VTODO", "event": "VEVENT"}
 
 
 class VdirConnector(Connector):
     name = "vdir"
-    capabilities = Capabilities(entities=("client", "contact", "staff"), concurrent_reads=True)
+    capabilities = Capabilities(entities=("client", "contact", "staff", "task", "event"),
+                                concurrent_reads=True)
 
     Options = VdirOptions
 
@@ -41,26 +47,30 @@ class VdirConnector(Connector):
         super().__init__(options, link=link)
         assert isinstance(options, VdirOptions)
         self.root = Path(options.path)
-        self.ext = options.fileext
+        self.fileext = options.fileext
         if not self.root.is_dir():
             if not options.create:
                 raise ConfigError(f"folder {self.root} does not exist", source=f"link {link!r}",
                                   key="options.path", fix="create it or correct the path")
             self.root.mkdir(parents=True, exist_ok=True)
 
+    def ext(self, entity: str) -> str:
+        return self.fileext or (".ics" if entity in _COMPONENT else ".vcf")
+
     def fields(self, entity: str) -> tuple[str, ...]:
+        if entity in _COMPONENT:
+            return ical.TASK_FIELDS if entity == "task" else ical.EVENT_FIELDS
         return vcard.FIELDS
 
     # -- reading -------------------------------------------------------------------
     def list(self, entity: str) -> Iterator[tuple[str, str]]:
-        listed = self._scan_folder()
+        listed = self._scan_folder(self.ext(entity))
         if len(listed) >= 4 * PARALLEL_FROM:
             _start_pool()  # a big folder: parse files on the other cores as well
         return iter(listed)
 
-    def _scan_folder(self) -> builtins.list[tuple[str, str]]:
+    def _scan_folder(self, ext: str) -> builtins.list[tuple[str, str]]:
         out: builtins.list[tuple[str, str]] = []
-        ext = self.ext
         with os.scandir(self.root) as it:
             for e in it:
                 if e.name.endswith(ext) and not e.name.startswith("."):
@@ -72,12 +82,14 @@ class VdirConnector(Connector):
 
     def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
         pool = _POOL if len(refs) >= PARALLEL_FROM else None
+        comp = _COMPONENT.get(entity)
         if pool is None:
-            return _read_many(str(self.root), refs)
+            return _read_many(str(self.root), refs, comp)
         step = -(-len(refs) // (2 * _WORKERS))
         parts = [refs[i:i + step] for i in range(0, len(refs), step)]
         out: builtins.list[Item | ItemError] = []
-        for part in pool.map(_read_many, [str(self.root)] * len(parts), parts):
+        for part in pool.map(_read_many, [str(self.root)] * len(parts), parts,
+                             [comp] * len(parts)):
             out.extend(part)
         return out
 
@@ -105,10 +117,15 @@ class VdirConnector(Connector):
         return tmp
 
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
-        ref = _SAFE.sub("_", ident) + self.ext
+        ref = _SAFE.sub("_", ident) + self.ext(entity)
         path = self._path(ref)
-        tmp = self._write_tmp(vcard.build({k: v for k, v in item.fields.items() if v is not None},
-                                          ident))
+        fields = {k: v for k, v in item.fields.items() if v is not None}
+        comp = _COMPONENT.get(entity)
+        try:
+            text = ical.build(comp, fields, ident) if comp else vcard.build(fields, ident)
+        except ValueError as exc:
+            raise ItemInvalid(ref, str(exc)) from exc
+        tmp = self._write_tmp(text)
         try:
             os.link(tmp, path)  # atomic, and never replaces an existing file
         except FileExistsError:
@@ -123,13 +140,17 @@ class VdirConnector(Connector):
     def update(self, entity: str, ref: str, item: Item, expected_version: str | None) -> str:
         path, _ = self._check(ref, expected_version)
         old = vcard.decode_bytes(path.read_bytes(), name=str(path))
+        comp = _COMPONENT.get(entity)
         try:
-            new = vcard.patch(old, item.fields, mapped=item.fields.keys(), name=str(path))
-        except vcard.VCardError:
-            # the file on disk is unreadable: replace it with a fresh card (the engine only
+            new = (ical.patch(old, comp, item.fields, mapped=item.fields.keys(), name=str(path))
+                   if comp else
+                   vcard.patch(old, item.fields, mapped=item.fields.keys(), name=str(path)))
+        except (vcard.VCardError, ical.ICalError):
+            # the file on disk is unreadable: replace it with a fresh one (the engine only
             # writes here when the hub's version won)
-            new = vcard.build({k: v for k, v in item.fields.items() if v is not None},
-                              item.ident or ref.rsplit(".", 1)[0])
+            fields = {k: v for k, v in item.fields.items() if v is not None}
+            ident = item.ident or ref.rsplit(".", 1)[0]
+            new = ical.build(comp, fields, ident) if comp else vcard.build(fields, ident)
         if new == old:
             return _version(path.stat())
         tmp = self._write_tmp(new)
@@ -147,8 +168,9 @@ class VdirConnector(Connector):
             raise TerminalError(f"{path}: cannot delete ({exc})") from exc
 
 
-def _read_many(folder: str, refs: Sequence[str]) -> list[Item | ItemError]:
-    """Read and parse the files at ``refs``."""
+def _read_many(folder: str, refs: Sequence[str], comp: str | None = None
+               ) -> list[Item | ItemError]:
+    """Read and parse the files at ``refs``: vCards, or iCalendar objects holding ``comp``."""
     root = folder + os.sep
     out: list[Item | ItemError] = []
     for ref in refs:
@@ -161,9 +183,12 @@ def _read_many(folder: str, refs: Sequence[str]) -> list[Item | ItemError]:
             continue
         try:
             text = vcard.decode_bytes(raw, name=path)
-            uid, fields = vcard.read(text, name=path)
-        except vcard.VCardError as exc:
-            out.append(ItemError(ref, str(exc), text[:2000]))
+            if comp is None:
+                uid, fields = vcard.read(text, name=path)
+            else:
+                uid, fields = ical.read(text, comp, name=path)
+        except (vcard.VCardError, ical.ICalError) as exc:
+            out.append(ItemError(ref, str(exc), raw[:2000].decode("utf-8", "replace")))
             continue
         out.append(Item(ref, _version(st), fields, {}, uid, st.st_mtime))
     return out

@@ -151,8 +151,11 @@ def parse_time(text: str) -> date | datetime:
 # -- reading ------------------------------------------------------------------------------
 
 def parse(text: str, *, name: str = "iCalendar") -> icalendar.Calendar:
+    """One VCALENDAR, strictly: components nested and closed, every property readable
+    (icalendar alone is lenient and would keep a broken line as an error note)."""
     if text[:1] == "\ufeff":
         text = text[1:]
+    _check_nesting(text, name)
     try:
         cal = icalendar.Calendar.from_ical(text)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -161,7 +164,40 @@ def parse(text: str, *, name: str = "iCalendar") -> icalendar.Calendar:
     if not isinstance(cal, icalendar.Calendar):
         raise ICalError(f"{name}: does not start with BEGIN:VCALENDAR "
                         "(fix: the item must hold one VCALENDAR)")
+    for comp in cal.walk():
+        for prop, msg in getattr(comp, "errors", ()) or ():
+            raise ICalError(f"{name}: {comp.name} has an unreadable {prop or 'line'} ({msg}) "
+                            "(fix: correct that line, or remove it)")
+    if cal.get("VERSION") is None:
+        raise ICalError(f"{name}: the VCALENDAR has no VERSION (fix: add VERSION:2.0)")
     return cal
+
+
+def _check_nesting(text: str, name: str) -> None:
+    stack: list[str] = []
+    n = 0
+    for n, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        head = line[:6].upper()
+        if head == "BEGIN:":
+            stack.append(line[6:].strip().upper())
+        elif head[:4] == "END:":
+            what = line[4:].strip().upper()
+            if not stack:
+                raise ICalError(f"{name}: line {n}: END:{what} with no BEGIN "
+                                "(fix: correct or remove that line)")
+            if stack[-1] != what:
+                raise ICalError(f"{name}: line {n}: END:{what} closes BEGIN:{stack[-1]} "
+                                f"(fix: end it with END:{stack[-1]})")
+            stack.pop()
+            if not stack and what == "VCALENDAR":
+                rest = text.replace("\r\n", "\n").split("\n")[n:]
+                if any(r.strip() for r in rest):
+                    raise ICalError(f"{name}: text after END:VCALENDAR at line {n + 1} "
+                                    "(fix: one VCALENDAR per item)")
+                return
+    if stack:
+        raise ICalError(f"{name}: BEGIN:{stack[-1]} is never ended (fix: the item is cut "
+                        "short; restore it or re-export it)")
 
 
 def components(cal: icalendar.Calendar, kind: str, *, name: str = "iCalendar"
@@ -335,7 +371,8 @@ def _fields(comp: Any, kind: str, owned: frozenset[str], *, override: bool = Fal
             pname = {"rules": "RRULE", "exrules": "EXRULE", "exdates": "EXDATE",
                      "rdates": "RDATE"}[k]
             for v in vals:
-                value, p = _ical_time(v) if k in ("exdates", "rdates") and "/" not in v else (v, {})
+                value, p = (_ical_time(v) if k in ("exdates", "rdates") and _period(v) is None
+                            else (v, {}))
                 props.append(compact({"name": pname, "value": value,
                                       "params": {a: [b] for a, b in p.items()}}))
     subs = [c.to_ical().decode() for c in comp.subcomponents]
@@ -450,12 +487,27 @@ def _time_line(name: str, text: str, extra: dict[str, list[str]] | None,
     return f"{name}{_ptext(p)}:{value}"
 
 
+def _period(v: str) -> tuple[str, str] | None:
+    """(start, end or duration) of a period value; None for a single time. The '/' of a
+    period is outside the [zone] of a zoned time."""
+    depth = 0
+    for i, ch in enumerate(v):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "/" and depth == 0:
+            return v[:i], v[i + 1:]
+    return None
+
+
 def _times_lines(name: str, values: list[str]) -> list[str]:
     """EXDATE / RDATE lines, one per kind of value (TZID, date, UTC, period)."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for v in values:
-        if "/" in v:
-            a, b = v.split("/", 1)
+        period = _period(v)
+        if period is not None:
+            a, b = period
             va, pa = _ical_time(a)
             vb, _ = _ical_time(b) if b[:1] != "P" else (b, {})
             key = ("PERIOD", *(f"{k}={x}" for k, x in pa.items() if k == "TZID"))
@@ -571,8 +623,8 @@ def _zones_used(fields: dict[str, Any]) -> list[str]:
     found: list[str] = []
 
     def add(text: Any) -> None:
-        if isinstance(text, str) and text.endswith("]"):
-            tz = split_time(text.split("/", 1)[0])[1]
+        if isinstance(text, str) and "]" in text:
+            tz = split_time((_period(text) or (text, ""))[0])[1]
             if tz and tz not in found:
                 found.append(tz)
 

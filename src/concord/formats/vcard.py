@@ -277,13 +277,6 @@ def _decode_qp(value: str, charset: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-_2_1_TYPES = frozenset({
-    "WORK", "HOME", "CELL", "VOICE", "FAX", "PAGER", "MSG", "BBS", "MODEM", "CAR", "ISDN",
-    "VIDEO", "PREF", "INTERNET", "X400", "DOM", "INTL", "POSTAL", "PARCEL", "AOL", "APPLELINK",
-    "ATTMAIL", "CIS", "EWORLD", "IBMMAIL", "MCIMAIL", "POWERSHARE", "PRODIGY", "TLX", "GIF",
-    "JPEG", "PNG", "BMP", "TIFF", "WAV", "PCM", "AIFF", "MAIN", "IPHONE", "OTHER"})
-
-
 def parse(text: str, *, name: str = "vCard") -> VCard:
     """Parse one vCard. ``name`` (a file name or href) appears in every error."""
     lines = _logical_lines(text)
@@ -343,14 +336,9 @@ def parse(text: str, *, name: str = "vCard") -> VCard:
 
 
 def _bare_types(p: Prop) -> None:
-    """Parameters without a name (``TEL;WORK;VOICE``, vCard 2.1 style) are types; any
-    other bare word is kept as a parameter without value."""
-    types = [b for b in p.bare if b in _2_1_TYPES]
-    if types:
-        p.params.setdefault("TYPE", []).extend(types)
-    for b in p.bare:
-        if b not in _2_1_TYPES:
-            p.params.setdefault(b, [])
+    """Parameters without a name (``TEL;WORK;VOICE``, ``KEY;X509``: vCard 2.1 style) are
+    TYPE values, as vCard 2.1 defines them."""
+    p.params.setdefault("TYPE", []).extend(p.bare)
     p.bare = []
 
 
@@ -359,6 +347,7 @@ def _upgrade_21(p: Prop) -> None:
     enc = p.params.get("ENCODING")
     if enc and enc[0].upper() == "BASE64":
         p.params["ENCODING"] = ["b"]
+        p.value = "".join(p.value.split())  # 2.1 indents its BASE64 lines
     p.params.pop("CHARSET", None)
 
 
@@ -402,8 +391,9 @@ def _fields_of(card: VCard, owned: frozenset[str]) -> dict[str, Any]:
                                     "group": p.group}))
 
     def note_single(p: Prop) -> bool:
-        """First occurrence of a single-valued property: remember its params and group."""
-        if p.name in seen:
+        """First occurrence of a single-valued property: remember its params and group.
+        Further occurrences, and empty ones (``NOTE:``), travel as written."""
+        if p.name in seen or not p.value.strip():
             keep(p)
             return False
         seen.add(p.name)
@@ -470,9 +460,7 @@ def _fields_of(card: VCard, owned: frozenset[str]) -> dict[str, Any]:
                     out["org"] = units[0]
                 elif len(units) > 1:
                     forms["ORG"] = "no-name"
-                rest = units[1:]
-                while rest and not rest[-1]:
-                    rest.pop()
+                rest = units[1:]  # empty trailing units are kept: ORG:Name; is not ORG:Name
                 if rest:
                     out["departments"] = rest
         elif name in ("NICKNAME", "CATEGORIES"):

@@ -404,6 +404,10 @@ class DavConnector(Connector):
         (Radicale does): 10,000 contacts in seconds instead of one PUT each. The PUT is
         conditional on the empty collection's etag, so nothing written meanwhile is lost;
         None means "not possible here", and the caller writes item by item."""
+        if any(op.item is not None and op.item.fields.get("uid") for op in ops):
+            # the server names bulk items by UID: one that is not the hub id (an Outlook
+            # UID) would land where Concord does not look for it
+            return None
         coll = self.collection(entity)
         if self.client.list_etags(coll):
             return None
