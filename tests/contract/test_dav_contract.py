@@ -20,7 +20,9 @@ def _options(server: DavServer, entity: str, url: str) -> DavOptions:
 def contact(n: int) -> Item:
     return Item("", "", {
         "name": f"Ada Client {n}", "given_name": "Ada", "family_name": f"Client {n}",
-        "emails": [f"ada{n}@example.com"], "phones": [f"+44 20 7946 {n:04d}"],
+        "emails": [{"address": f"ada{n}@example.com", "types": ["work"], "pref": 1}],
+        "phones": [{"number": f"+44 20 7946 {n:04d}", "types": ["cell"]}],
+        "addresses": [{"street": f"{n} High St", "locality": "Leeds", "postcode": "LS1 1AA"}],
         "org": "Smith & Co; Accountants", "note": f"line one\nline two, {n}",
     })
 
@@ -38,9 +40,11 @@ def event(n: int) -> Item:
     return Item("", "", {
         "summary": f"Meeting {n}", "description": "Quarterly review", "location": "Office",
         "start": f"2026-05-{1 + n % 28:02d}T09:00:00Z", "end": f"2026-05-{1 + n % 28:02d}T10:00:00Z",
-        "all_day": False, "organizer": "boss@example.com", "status": "CONFIRMED",
+        "organizer": {"email": "boss@example.com", "name": "The Boss"}, "status": "CONFIRMED",
         "attendees": [{"email": f"guest{n}@example.com", "name": f"Guest {n}",
-                       "role": "REQ-PARTICIPANT", "partstat": "NEEDS-ACTION"}],
+                       "role": "REQ-PARTICIPANT", "status": "NEEDS-ACTION", "rsvp": True}],
+        "recurrence": {"rules": ["FREQ=WEEKLY;COUNT=4"],
+                       "exdates": [f"2026-05-{8 + n % 20:02d}T09:00:00Z"]},
     })
 
 

@@ -25,7 +25,8 @@ class TestVdirContract(ConnectorContract):
     def make_item(self):
         def make(n: int) -> Item:
             return Item(ref="", version="", fields={
-                "name": f"Person {n}", "emails": [f"p{n}@example.com"], "phones": [f"+44 {n:04d}"],
+                "name": f"Person {n}", "emails": [{"address": f"p{n}@example.com"}],
+                "phones": [{"number": f"+44 {n:04d}", "types": ["work", "voice"]}],
                 "org": f"Firm {n % 3}", "note": f"note, {n}; line\nnext"})
         return make
 

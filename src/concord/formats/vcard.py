@@ -66,6 +66,7 @@ class Prop:
     params: dict[str, list[str]]  # upper-case names, values as written (TYPE split on commas)
     value: str  # raw (escaped) value; quoted-printable already decoded
     bare: list[str] = field(default_factory=list)  # vCard 2.1 bare parameters (WORK, PREF)
+    raw: list[str] = field(default_factory=list)  # the physical lines, with keep_raw
 
 
 @dataclass(slots=True)
@@ -181,23 +182,28 @@ def decode_bytes(raw: bytes, *, name: str = "vCard") -> str:
                          "(fix: re-save the file as UTF-8)") from None
 
 
-def _logical_lines(text: str) -> list[str]:
-    """Unfold: a line starting with a space or tab continues the previous one; a
-    quoted-printable value ending in '=' continues on the next line (vCard 2.1)."""
+def _logical_lines(text: str) -> list[tuple[str, list[str]]]:
+    """(logical line, its physical lines). Unfolding: a line starting with a space or tab
+    continues the previous one; a quoted-printable value ending in '=' continues on the next
+    line (vCard 2.1)."""
     if text[:1] == "\ufeff":
         text = text[1:]
-    out: list[str] = []
+    out: list[tuple[str, list[str]]] = []
     qp_open = False
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if qp_open:
-            out[-1] = out[-1][:-1] + line
+            logical, raw = out[-1]
+            out[-1] = (logical[:-1] + line, raw)
+            raw.append(line)
         elif line[:1] in (" ", "\t") and out:
-            out[-1] += line[1:]
+            logical, raw = out[-1]
+            out[-1] = (logical + line[1:], raw)
+            raw.append(line)
         elif line.strip():
-            out.append(line)
+            out.append((line, [line]))
         else:
             continue
-        last = out[-1]
+        last = out[-1][0]
         qp_open = last.endswith("=") and "QUOTED-PRINTABLE" in last.split(":", 1)[0].upper()
     return out
 
@@ -277,9 +283,11 @@ def _decode_qp(value: str, charset: str) -> str:
     return data.decode("utf-8", "replace")
 
 
-def parse(text: str, *, name: str = "vCard") -> VCard:
-    """Parse one vCard. ``name`` (a file name or href) appears in every error."""
-    lines = _logical_lines(text)
+def parse(text: str, *, name: str = "vCard", keep_raw: bool = False) -> VCard:
+    """Parse one vCard. ``name`` (a file name or href) appears in every error; with
+    ``keep_raw`` every property keeps its physical lines (for ``patch``)."""
+    logical = _logical_lines(text)
+    lines = [ln for ln, _ in logical]
     if not lines or lines[0].strip().upper() != "BEGIN:VCARD":
         raise VCardError(f"{name}: does not start with BEGIN:VCARD "
                          "(fix: the file must hold exactly one vCard)")
@@ -307,8 +315,8 @@ def parse(text: str, *, name: str = "vCard") -> VCard:
             raise VCardError(f"{name}: holds more than one vCard "
                              "(fix: split it into one file per contact)")
         if pname == "END":
-            raise VCardError(f"{name}: END:{value.strip()} before the end of the card "
-                             "(fix: split it into one file per contact)")
+            raise VCardError(f"{name}: holds more than one vCard (END:{value.strip()} at line "
+                             f"{n}) (fix: split it into one file per contact)")
         bare: list[str] = []
         params = _params(ptext, bare)
         enc = [v.upper() for v in params.get("ENCODING", [])] + [b for b in bare
@@ -323,7 +331,8 @@ def parse(text: str, *, name: str = "vCard") -> VCard:
                 value = value.replace(",", "\\,").replace(";", "\\;")
         if pname == "VERSION":
             version = value.strip()
-        props.append(Prop(group, pname, params, value, bare))
+        props.append(Prop(group, pname, params, value, bare,
+                          logical[n - 1][1] if keep_raw else []))
     if version not in ("2.1", "3.0", "4.0"):
         raise VCardError(f"{name}: VERSION is {version or 'missing'} "
                          "(fix: Concord reads vCard 2.1, 3.0 and 4.0; add VERSION:3.0)")
@@ -376,7 +385,10 @@ def _uri_value(raw: str, prefix: str) -> str:
     return v[len(prefix):] if v[:len(prefix)].lower() == prefix else v
 
 
-def _fields_of(card: VCard, owned: frozenset[str]) -> dict[str, Any]:
+def _fields_of(card: VCard, owned: frozenset[str], owners: list[str] | None = None
+               ) -> dict[str, Any]:
+    """Model fields of a card; ``owners`` receives, per property, the group of fields it
+    carries (``extras`` for what travels as written, ``keep`` for structure and owned ones)."""
     out: dict[str, Any] = {}
     extra_props: list[dict[str, Any]] = []
     extra_params: dict[str, dict[str, list[str]]] = {}
@@ -386,7 +398,10 @@ def _fields_of(card: VCard, owned: frozenset[str]) -> dict[str, Any]:
     v4 = card.version == "4.0"
     kind_prop = "KIND" if v4 else "X-ADDRESSBOOKSERVER-KIND"
 
+    kept: set[int] = set()
+
     def keep(p: Prop) -> None:
+        kept.add(id(p))
         extra_props.append(compact({"name": p.name, "value": p.value, "params": p.params,
                                     "group": p.group}))
 
@@ -451,8 +466,8 @@ def _fields_of(card: VCard, owned: frozenset[str]) -> dict[str, Any]:
                 for k, v in zip(N_PARTS, parts, strict=False):
                     if v.strip():
                         out[k] = v.strip()
-                if not any(x.strip() for x in parts):
-                    forms["N"] = "empty"
+                if not any(x.strip() for x in parts) and v4:
+                    forms["N"] = "empty"  # 3.0 always has an N, 4.0 only when given
         elif name == "ORG":
             if note_single(p):
                 units = [unescape(x).strip() for x in _split(p.value, ";")]
@@ -481,6 +496,16 @@ def _fields_of(card: VCard, owned: frozenset[str]) -> dict[str, Any]:
                     out[SINGLE[name]] = v
         else:
             keep(p)
+    if owners is not None:
+        for p in card.props:
+            if p.name in _STRUCTURAL or p.name in owned:
+                owners.append("keep")
+            elif id(p) in kept:
+                owners.append("extras")
+            else:
+                owners.append("kind" if p.name == kind_prop else _GROUP_OF.get(p.name, "extras"))
+    if "N" not in seen and not v4:
+        forms["N"] = "absent"  # vCard 3.0 requires N; keep a card that has none as it is
     extras = compact({"format": FORMAT, "version": "4.0" if v4 else None,
                       "props": extra_props, "params": extra_params, "groups": extra_groups,
                       "forms": forms})
@@ -530,9 +555,27 @@ def _line(group: str | None, name: str, params: str, value: str) -> str:
     return f"{group + '.' if group else ''}{name}{params}:{value}"
 
 
-def build(fields: dict[str, Any], uid: str, *, extra_lines: Iterable[str] = ()) -> str:
-    """A vCard for ``fields`` (model fields), with their extras. ``uid`` is used unless the
-    fields carry the source's own ``uid``."""
+#: property -> the group of model fields it carries (a patch rewrites a group as a whole)
+_GROUP_OF: dict[str, str] = {
+    "UID": "UID", "FN": "name", "N": "N", "NICKNAME": "nicknames", "ORG": "ORG",
+    "TITLE": "title", "ROLE": "role", "EMAIL": "emails", "TEL": "phones", "URL": "urls",
+    "IMPP": "ims", "RELATED": "related", "ADR": "addresses", "BDAY": "birthday",
+    "ANNIVERSARY": "anniversary", "GENDER": "gender", "TZ": "timezone", "GEO": "geo",
+    "CATEGORIES": "categories", "NOTE": "note"}
+
+
+def _field_group(field_name: str) -> str:
+    if field_name in N_PARTS:
+        return "N"
+    if field_name in ("org", "departments"):
+        return "ORG"
+    if field_name == "uid":
+        return "UID"
+    return field_name
+
+
+def _groups(fields: dict[str, Any], uid: str) -> tuple[bool, list[tuple[str, list[str]]]]:
+    """(vCard 4.0?, [(group, unfolded lines)]) of a card for ``fields``."""
     extras = fields.get("extras") or {}
     if extras.get("format") not in (None, FORMAT):
         extras = {}
@@ -540,6 +583,7 @@ def build(fields: dict[str, Any], uid: str, *, extra_lines: Iterable[str] = ()) 
     eparams: dict[str, dict[str, list[str]]] = extras.get("params") or {}
     egroups: dict[str, str] = extras.get("groups") or {}
     forms: dict[str, str] = extras.get("forms") or {}
+    out: list[tuple[str, list[str]]] = []
 
     def single(prop: str, value: str) -> str:
         return _line(egroups.get(prop), prop, _param_text(eparams.get(prop)), value)
@@ -548,29 +592,31 @@ def build(fields: dict[str, Any], uid: str, *, extra_lines: Iterable[str] = ()) 
         v = fields.get(k)
         return "" if v is None else str(v)
 
-    out = ["BEGIN:VCARD", "VERSION:4.0" if v4 else "VERSION:3.0"]
     the_uid = g("uid") or uid
     if forms.get("UID") == "urn:uuid" and not the_uid.lower().startswith("urn:"):
         the_uid = "urn:uuid:" + the_uid
-    out.append(single("UID", escape(the_uid)))
+    if the_uid:
+        out.append(("UID", [single("UID", escape(the_uid))]))
     kind = g("kind")
     if kind:
-        out.append(single("KIND" if v4 else "X-ADDRESSBOOKSERVER-KIND", escape(kind)))
+        out.append(("kind", [single("KIND" if v4 else "X-ADDRESSBOOKSERVER-KIND", escape(kind))]))
     fn = g("name") or " ".join(x for x in (g("prefix"), g("given_name"), g("family_name"))
                                if x) or g("org")
-    out.append(single("FN", escape(fn)))
+    out.append(("name", [single("FN", escape(fn))]))
     nparts = [g(k) for k in N_PARTS]
-    if any(nparts) or forms.get("N") == "empty" or (not extras and not v4 and kind != "org"):
-        out.append(single("N", ";".join(_escape_part(x) for x in nparts)))
+    if any(nparts) or forms.get("N") == "empty" or (not v4 and forms.get("N") != "absent"):
+        out.append(("N", [single("N", ";".join(_escape_part(x) for x in nparts))]))
     if fields.get("nicknames"):
-        out.append(single("NICKNAME", ",".join(escape(x) for x in fields["nicknames"])))
+        out.append(("nicknames", [single("NICKNAME", ",".join(escape(x) for x in
+                                                               fields["nicknames"]))]))
     if g("org") or fields.get("departments") or forms.get("ORG"):
         units = [g("org"), *(fields.get("departments") or [])]
-        out.append(single("ORG", ";".join(escape(str(u)) for u in units)))
+        out.append(("ORG", [single("ORG", ";".join(escape(str(u)) for u in units))]))
     for prop in ("TITLE", "ROLE"):
         if g(SINGLE[prop]):
-            out.append(single(prop, escape(g(SINGLE[prop]))))
+            out.append((SINGLE[prop], [single(prop, escape(g(SINGLE[prop])))]))
     for prop, (fname, key) in MULTI.items():
+        lines = []
         for item in fields.get(fname) or []:
             val = str(item[key])
             if prop == "TEL" and "uri" in [x.lower() for x in (item.get("params") or {}).get(
@@ -578,41 +624,85 @@ def build(fields: dict[str, Any], uid: str, *, extra_lines: Iterable[str] = ()) 
                 val = "tel:" + val
             if prop == "EMAIL":
                 val = escape(val)
-            out.append(_line(item.get("group"), prop, _typed_params(item, v4), val))
-    for adr in fields.get("addresses") or []:
-        value = ";".join(escape(str(adr.get(k) or "")) for k in ADR_PARTS)
-        out.append(_line(adr.get("group"), "ADR", _typed_params(adr, v4), value))
+            lines.append(_line(item.get("group"), prop, _typed_params(item, v4), val))
+        if lines:
+            out.append((fname, lines))
+    adrs = [_line(adr.get("group"), "ADR", _typed_params(adr, v4),
+                  ";".join(escape(str(adr.get(k) or "")) for k in ADR_PARTS))
+            for adr in fields.get("addresses") or []]
+    if adrs:
+        out.append(("addresses", adrs))
     for prop in ("BDAY", "ANNIVERSARY", "GENDER", "TZ", "GEO"):
         v = g(SINGLE[prop])
         if v:
-            out.append(single(prop, v))
+            out.append((SINGLE[prop], [single(prop, v)]))
     if fields.get("categories"):
-        out.append(single("CATEGORIES", ",".join(escape(str(c)) for c in fields["categories"])))
+        out.append(("categories", [single("CATEGORIES", ",".join(
+            escape(str(c)) for c in fields["categories"]))]))
     if g("note"):
-        out.append(single("NOTE", escape(g("note"))))
-    for p in extras.get("props") or []:
-        out.append(_line(p.get("group"), p["name"], _param_text(p.get("params")),
-                         p.get("value", "")))
+        out.append(("note", [single("NOTE", escape(g("note")))]))
+    props = [_line(p.get("group"), p["name"], _param_text(p.get("params")), p.get("value", ""))
+             for p in extras.get("props") or []]
+    if props:
+        out.append(("extras", props))
+    return v4, out
+
+
+def _text(lines: Iterable[str]) -> str:
+    return "".join(part + "\r\n" for line in lines for part in fold(line))
+
+
+def build(fields: dict[str, Any], uid: str, *, extra_lines: Iterable[str] = ()) -> str:
+    """A vCard for ``fields`` (model fields), with their extras. ``uid`` is used unless the
+    fields carry the source's own ``uid``."""
+    v4, groups = _groups(fields, uid)
+    out = ["BEGIN:VCARD", "VERSION:4.0" if v4 else "VERSION:3.0"]
+    for _, lines in groups:
+        out.extend(lines)
     out.extend(extra_lines)
     out.append("END:VCARD")
-    return "".join(part + "\r\n" for line in out for part in fold(line))
+    return _text(out)
 
 
 def patch(original: str, fields: dict[str, Any], *, mapped: Iterable[str] = FIELDS,
           name: str = "vCard", owned: Iterable[str] = (),
           extra_lines: Iterable[str] = ()) -> str:
     """The card at a spoke after writing ``fields`` into it: fields not in ``mapped`` keep
-    what the card holds (its extras too, unless ``extras`` is mapped). The original text is
-    returned unchanged when nothing it holds changes."""
+    what the card holds (its extras too, unless ``extras`` is mapped). Only the properties
+    whose content changed are rewritten, in place; every other line stays as it was, byte for
+    byte. The original text is returned unchanged when nothing it holds changes."""
     owned = frozenset(owned)
-    card = parse(original, name=name)
-    old = card.fields(owned)
+    card = parse(original, name=name, keep_raw=True)
+    owners: list[str] = []
+    old = _fields_of(card, owned, owners)
     mapped = set(mapped) & set(FIELDS)
     new = {k: v for k, v in old.items() if k not in mapped}
     new.update({k: v for k, v in fields.items() if k in mapped and v is not None})
     new = compact(new)
-    if new == old:
+    if new == old and not extra_lines:
         return original
     if "extras" not in mapped and "extras" in old:
         new["extras"] = old["extras"]
-    return build(new, card.uid or "", extra_lines=extra_lines)
+    oe, ne = old.get("extras") or {}, new.get("extras") or {}
+    if card.version == "2.1" or any(oe.get(k) != ne.get(k) for k in (
+            "version", "params", "groups", "forms")):
+        return build(new, card.uid or "", extra_lines=extra_lines)
+    changed = {_field_group(k) for k in set(old) | set(new)
+               if k != "extras" and old.get(k) != new.get(k)}
+    if oe.get("props") != ne.get("props"):
+        changed.add("extras")
+    _, groups = _groups(new, card.uid or "")
+    rendered = dict(groups)
+    out: list[str] = []
+    placed: set[str] = set()
+    for p, owner in zip(card.props, owners, strict=True):
+        if owner not in changed:
+            out.extend(p.raw)
+        elif owner not in placed:
+            placed.add(owner)
+            out.extend(part for line in rendered.get(owner, []) for part in fold(line))
+    for group, lines in groups:  # fields the card did not hold before
+        if group in changed and group not in placed:
+            out.extend(part for line in lines for part in fold(line))
+    out.extend(part for line in extra_lines for part in fold(line))
+    return "".join(line + "\r\n" for line in ["BEGIN:VCARD", *out, "END:VCARD"])
