@@ -37,9 +37,10 @@ def make_folder(path: Path, n: int) -> None:
         fields = {
             "name": f"Client Contact {i}", "given_name": "Client", "family_name": f"Contact {i}",
             "org": f"Practice Client {i % 997} Pty Ltd", "title": "Director",
-            "emails": [f"contact{i}@example.com"], "phones": [f"+61 2 5550 {i % 10000:04d}"],
-            "address_street": f"{i} George Street", "address_city": "Sydney",
-            "address_region": "NSW", "address_postcode": "2000", "address_country": "Australia",
+            "emails": [{"address": f"contact{i}@example.com", "types": ["work"]}],
+            "phones": [{"number": f"+61 2 5550 {i % 10000:04d}", "types": ["work"]}],
+            "addresses": [{"street": f"{i} George Street", "locality": "Sydney",
+                           "region": "NSW", "postcode": "2000", "country": "Australia"}],
             "note": "Prefers e-mail.",
         }
         (path / f"c{i:07d}.vcf").write_text(vcard.build(fields, f"uid-{i:07d}"))

@@ -44,11 +44,11 @@ LASTS = ["Smith", "Jones", "Patel", "Nguyen", "Okafor", "Rossi", "Kowalski", "Si
 def contact_fields(n: int) -> dict[str, Any]:
     first, last = FIRSTS[n % len(FIRSTS)], LASTS[(n // 10) % len(LASTS)]
     return {"name": f"{first} {last} {n}", "given_name": first, "family_name": f"{last} {n}",
-            "emails": [f"{first.lower()}.{n}@client{n % 97}.example"],
-            "phones": [f"+44 20 7{n % 1000:03d} {n % 10000:04d}"],
+            "emails": [{"address": f"{first.lower()}.{n}@client{n % 97}.example"}],
+            "phones": [{"number": f"+44 20 7{n % 1000:03d} {n % 10000:04d}"}],
             "org": f"Client {n % 500} Ltd", "title": "Director",
-            "address_street": f"{n} High Street", "address_city": "Leeds",
-            "address_postcode": f"LS{n % 30} {n % 9}AB"}
+            "addresses": [{"street": f"{n} High Street", "locality": "Leeds",
+                           "postcode": f"LS{n % 30} {n % 9}AB"}]}
 
 
 def timed(fn: Callable[[], Any], label: str = "") -> float:

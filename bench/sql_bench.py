@@ -35,7 +35,12 @@ from concord.config import LinkConfig  # noqa: E402
 from concord.connectors.base import make_connector  # noqa: E402
 from concord.engine import sync_link  # noqa: E402
 from concord.hub.store import Hub  # noqa: E402
-from concord.sample import ADMIN_EMAIL, create_sample, default_mapping  # noqa: E402
+from concord.sample import (  # noqa: E402
+    ADMIN_EMAIL,
+    create_sample,
+    default_entities,
+    default_mapping,
+)
 
 RECORDS_PER_CLIENT = 5.39  # the sample's mapped records per client (measured: 53,888 / 10,000)
 
@@ -46,7 +51,8 @@ def link_for(url: str, entities: list[str] | None = None, batch: int = 2000) -> 
         mapping = {e: m for e, m in mapping.items() if e in entities}
     return LinkConfig(name="practice", connector="sql", batch_size=batch, admin=ADMIN_EMAIL,
                       options={"url": url, "mapping": mapping},
-                      entities={e: {"direction": "pull", "authority": "spoke"} for e in mapping})
+                      entities={e: ec for e, ec in default_entities("pull").items()
+                                if e in mapping})
 
 
 def activate(url: str, hub: Hub, link: LinkConfig) -> None:

@@ -197,7 +197,7 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None)
             named[k] = v
     try:
         # validation only: the model transforms nothing, so the input is the stored form
-        _adapter(entity).validate_python(named)
+        _adapter(entity).validate_python(named, strict=True)
     except ValidationError as exc:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])

@@ -41,10 +41,14 @@ class Typed(Value):
 
 
 class EmailAddress(Typed):
+    """An e-mail address with its kinds (``work``, ``home``, ``internet``)."""
+
     address: str = Field(min_length=1)
 
 
 class Phone(Typed):
+    """A telephone number as written, with its kinds (``cell``, ``work``, ``fax``…)."""
+
     number: str = Field(min_length=1)
 
 
