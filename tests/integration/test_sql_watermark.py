@@ -11,7 +11,7 @@ from concord.activation import activate
 from concord.config import LinkConfig
 from concord.engine import sync_link
 from concord.hub.store import Hub
-from concord.sample import ADMIN_EMAIL, create_sample, default_mapping
+from concord.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping
 from tests.integration.sql_helpers import connector, db_exec, db_rows
 
 
@@ -23,7 +23,7 @@ def _link(url: str) -> LinkConfig:
     return LinkConfig(name="office", connector="sql", admin=ADMIN_EMAIL,
                       options={"url": url, "mapping": mapping, "capture": "watermark",
                                "read_only": True},
-                      entities={e: {"direction": "pull", "authority": "spoke"} for e in mapping})
+                      entities={e: {**default_entities("pull")[e]} for e in mapping})
 
 
 def test_watermark_fallback_reads_edits_and_deletes_without_touching_the_database(

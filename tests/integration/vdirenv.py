@@ -17,8 +17,18 @@ from concord.formats import vcard
 from concord.hub.store import Hub
 
 
+def typed(fields: dict[str, Any]) -> dict[str, Any]:
+    """Test shorthand: plain strings in ``emails`` / ``phones`` become the model's typed
+    values (``"a@x.com"`` -> ``{"address": "a@x.com"}``)."""
+    out = dict(fields)
+    for name, key in (("emails", "address"), ("phones", "number")):
+        if out.get(name) is not None:
+            out[name] = [{key: v} if isinstance(v, str) else v for v in out[name]]
+    return out
+
+
 def card(name: str, uid: str, /, **fields: Any) -> str:
-    return vcard.build({"name": name, **fields}, uid)
+    return vcard.build(typed({"name": name, **fields}), uid)
 
 
 class VdirEnv:
@@ -90,7 +100,7 @@ class VdirEnv:
         """Edit a card the way a user's program would: keep the rest of the file."""
         p = self.path_of(side, uid)
         old = p.read_text()
-        fields = {**vcard.parse(old).fields(), **changes}
+        fields = {**vcard.parse(old).fields(), **typed(changes)}
         p.write_text(vcard.patch(old, fields))
 
     def hub_records(self) -> dict[str, dict[str, Any]]:
