@@ -52,8 +52,8 @@ batch_size = 200
 
 
 def contact(i: int, rev: int) -> dict:
-    return {"name": f"Person {i}", "emails": [f"p{i}@example.com"], "phones": [f"+44 {i} {rev}"],
-            "org": f"Firm {i % 17}"}
+    return {"name": f"Person {i}", "emails": [{"address": f"p{i}@example.com"}],
+            "phones": [{"number": f"+44 {i} {rev}", "types": ["cell"]}], "org": f"Firm {i % 17}"}
 
 
 def read_folder(folder: Path) -> list[tuple[str | None, dict]]:

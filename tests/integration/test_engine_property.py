@@ -65,7 +65,10 @@ class EngineMachine(RuleBasedStateMachine):
 
     def value(self, field: str) -> Any:
         self.n += 1
-        return [f"+44 {self.n}"] if field == "phones" else f"{field}-{self.n}"
+        if field == "phones":
+            phone = {"number": f"+44 {self.n}"}
+            return [{**phone, "types": ["cell"]} if self.n % 2 else phone]
+        return f"{field}-{self.n}"
 
     def write_card(self, side: str, uid: str, fields: dict[str, Any]) -> None:
         """Save the way an editor does: a new file moved into place, with a fresh mtime."""
