@@ -23,7 +23,8 @@ def card_connector(server: DavServer, coll: str, **opts: object) -> CardDAVConne
 
 def contact(n: int) -> Item:
     return Item("", "", {"name": f"Bea Partner {n}", "given_name": "Bea",
-                         "family_name": f"Partner {n}", "emails": [f"bea{n}@example.com"]})
+                         "family_name": f"Partner {n}",
+                         "emails": [{"address": f"bea{n}@example.com"}]})
 
 
 def raw_put(server: DavServer, url: str, text: str, ctype: str = "text/vcard") -> httpx.Response:
