@@ -151,3 +151,20 @@ def test_reference_page_is_generated_from_the_code() -> None:
     assert generated == tables(), "docs/model.md is stale: run python -m concord.model.doc"
     for entity in model.MODELS:
         assert f"### {entity} " in generated
+
+
+def test_documented_practice_database_example_loads_with_its_rules() -> None:
+    import tomllib
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "practice-database.md"
+    block = page.read_text().split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = from_dict(tomllib.loads(block), source="docs/practice-database.md")
+    fields = cfg.links["practice"].entities["client"].fields
+    assert fields is not None and fields["given_name"] == "first_name"
+    m = Mapping(cfg.links["practice"].entities["client"], None, {}, entity="client",
+                spoke_shapes={"email": "text", "phone": "text", "street": "text",
+                              "city": "text", "postcode": "text"})
+    got = m.to_hub({"email": "a@x.example", "street": "1 High St", "city": "Leeds",
+                    "first_name": "Ann"})
+    assert got == {"given_name": "Ann", "emails": [{"address": "a@x.example"}],
+                   "addresses": [{"street": "1 High St", "locality": "Leeds"}]}

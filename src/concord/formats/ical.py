@@ -15,8 +15,9 @@ Not content: DTSTAMP (when a copy was written; a new copy gets a new stamp, an u
 the spoke's) and VTIMEZONEs of IANA zones (rebuilt from the zone database when written).
 
 A task's groupware status (Not Started, In Progress, Completed, Waiting on Others, Deferred)
-has no exact VTODO counterpart, so it is written twice: as the nearest VTODO ``STATUS`` (for
-every other client) and verbatim in ``X-CONCORD-STATUS`` (so nothing is lost on the way back).
+has no exact VTODO counterpart: it is written as the nearest VTODO ``STATUS`` (for every other
+client) and, when that status does not read back as the same groupware status, verbatim in
+``X-CONCORD-STATUS`` too (so nothing is lost on the way back).
 If another client later changes ``STATUS``, the derived value wins over the stale X- value.
 """
 
