@@ -327,13 +327,19 @@ def test_records_a_filter_leaves_out_are_not_pending_and_a_linked_record_filtere
     env.sync("b")
     assert set(env.cards("b")) == {"c1", "s1"}
     assert light(env, "b")[0].color == "green"
-    # a linked record edited out of the filter: b keeps its copy, the edit is not sent
+    # linked records edited out of the filter: b keeps its copies, the edits are not sent,
+    # whether b's run meets them in the hub's feed (s1) or as a touched file (c1)
     env.edit("a", "c1", categories=["Former"], title="Left")
+    env.edit("a", "s1", categories=["Former"], title="Left")
     env.sync("a")
-    env.sync("b")
-    assert "title" not in env.cards("b")["c1"]
+    p = env.path_of("b", "c1")
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    r = env.sync("b")
+    assert r.counts["not synced"] == 2, r.counts
+    assert "title" not in env.cards("b")["c1"] and "title" not in env.cards("b")["s1"]
     st, flagged = light(env, "b")
-    assert (st.color, st.pending, st.excluded, flagged) == ("green", 0, 2, set()), st.reason
+    assert (st.color, st.pending, st.excluded, flagged) == ("green", 0, 3, set()), st.reason
 
 
 def test_pull_link_leaves_hub_edits_pending(make_env) -> None:
