@@ -11,7 +11,11 @@ disagree.
 
 "Pending" is derived, never stored: a hub record is pending for a link when the hub holds
 content the spoke has not received (hub hash differs from the link's archive hash, or a
-push/two-way link has no archive row for it yet).
+push/two-way link has no archive row for it yet). A record the link's own selection leaves out
+on purpose (a value map with no entry for its value, a filter it fails, ``remove_when``) is not
+pending while the engine's note of that decision still holds: the record unwritten since
+(same seq), the same selection (see ``hub/exclusions.py``). Such records are counted apart
+(``excluded``), so none looks silently dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from concord.hub import schema as s
+from concord.hub.exclusions import selection_key
 from concord.hub.store import Hub
 
 SENDING = ("push", "two-way")
@@ -46,6 +51,7 @@ class Status:
     running: list[str] = field(default_factory=list)  # entities syncing now
     queued: list[str] = field(default_factory=list)  # entities waiting in a scheduler queue
     pending: int = 0  # records the hub holds that this link has not sent
+    excluded: int = 0  # records this link's filters / value maps / remove_when leave out
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,36 +65,69 @@ def directions(link_config: Any) -> dict[str, str]:
     return {name: str(getattr(ec, "direction", "two-way")) for name, ec in ents.items()}
 
 
-def _pending_clause(direction: str) -> Any:
-    r, a = s.records.c, s.archive.c
+def selections(link_config: Any) -> dict[str, str]:
+    """entity -> fingerprint of a link config's selection (see ``hub.exclusions.selection_key``)."""
+    ents = getattr(link_config, "entities", None) or {}
+    return {name: selection_key(ec) for name, ec in ents.items()}
+
+
+def _pending_clause(direction: str, selection: str | None) -> Any:
+    r, a, e = s.records.c, s.archive.c, s.exclusions.c
     changed = and_(a.hub_id.is_not(None), or_(a.hash != r.hash, r.deleted.is_(True)))
+    clause = changed
     if direction in SENDING:
-        return or_(changed, and_(a.hub_id.is_(None), r.deleted.is_(False)))
-    return changed
+        clause = or_(changed, and_(a.hub_id.is_(None), r.deleted.is_(False)))
+    if selection is not None:  # not left out on purpose at this content and selection
+        clause = and_(clause, e.hub_id.is_(None))
+    return clause
 
 
-def _joined(link: str) -> Any:
+def _excluded_on(link: str, selection: str) -> Any:
+    """A record's note 'left out by this link' that still holds: not written since (same
+    seq; a delete writes too), same selection."""
+    r, e = s.records.c, s.exclusions.c
+    return and_(e.tenant == r.tenant, e.link == link, e.entity == r.entity, e.hub_id == r.id,
+                e.seq == r.seq, e.selection == selection, r.deleted.is_(False))
+
+
+def _joined(link: str, selection: str | None) -> Any:
     r, a = s.records.c, s.archive.c
-    return s.records.outerjoin(s.archive, and_(
+    j = s.records.outerjoin(s.archive, and_(
         a.tenant == r.tenant, a.link == link, a.entity == r.entity, a.hub_id == r.id))
+    if selection is not None:
+        j = j.outerjoin(s.exclusions, _excluded_on(link, selection))
+    return j
 
 
-def pending_count(hub: Hub, link: str, entity: str, direction: str) -> int:
+def pending_count(hub: Hub, link: str, entity: str, direction: str,
+                  selection: str | None = None) -> int:
+    """Records waiting to be sent over ``link``. ``selection`` (from ``selections``) leaves
+    out the records the link's filters and value maps exclude on purpose; None counts them."""
     r = s.records.c
-    q = (select(func.count()).select_from(_joined(link))
-         .where(r.tenant == hub.tenant, r.entity == entity, _pending_clause(direction)))
+    q = (select(func.count()).select_from(_joined(link, selection))
+         .where(r.tenant == hub.tenant, r.entity == entity, _pending_clause(direction, selection)))
     with hub.engine.connect() as conn:
         return int(conn.execute(q).scalar_one())
 
 
-def pending_oldest(hub: Hub, link: str, entity: str, direction: str) -> float | None:
+def pending_oldest(hub: Hub, link: str, entity: str, direction: str,
+                   selection: str | None = None) -> float | None:
     """When the oldest change still waiting for this link was made (None: nothing waits)."""
     r = s.records.c
-    q = (select(func.min(r.updated_at)).select_from(_joined(link))
-         .where(r.tenant == hub.tenant, r.entity == entity, _pending_clause(direction)))
+    q = (select(func.min(r.updated_at)).select_from(_joined(link, selection))
+         .where(r.tenant == hub.tenant, r.entity == entity, _pending_clause(direction, selection)))
     with hub.engine.connect() as conn:
         got = conn.execute(q).scalar()
     return float(got) if got is not None else None
+
+
+def excluded_count(hub: Hub, link: str, entity: str, selection: str) -> int:
+    """Hub records this link leaves out on purpose (its filters, value maps, remove_when)."""
+    r = s.records.c
+    q = (select(func.count()).select_from(s.records.join(s.exclusions, _excluded_on(link, selection)))
+         .where(r.tenant == hub.tenant, r.entity == entity))
+    with hub.engine.connect() as conn:
+        return int(conn.execute(q).scalar_one())
 
 
 def pending_ids(hub: Hub, links: Mapping[str, Any], entity: str,
@@ -103,8 +142,10 @@ def pending_ids(hub: Hub, links: Mapping[str, Any], entity: str,
         direction = directions(cfg).get(entity)
         if direction is None:
             continue
-        q = select(r.id).select_from(_joined(name)).where(
-            r.tenant == hub.tenant, r.entity == entity, r.id.in_(ids), _pending_clause(direction))
+        sel = selections(cfg).get(entity)
+        q = select(r.id).select_from(_joined(name, sel)).where(
+            r.tenant == hub.tenant, r.entity == entity, r.id.in_(ids),
+            _pending_clause(direction, sel))
         with hub.engine.connect() as conn:
             for row in conn.execute(q):
                 out.setdefault(row.id, []).append(name)
@@ -123,13 +164,16 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
             return Status(name, "blue", f"first sync queued: {', '.join(queued)}", queued=queued)
         return Status(name, "red", "not activated yet",
                       f"run `concord sync {name}` or `concord link activate {name}`")
-    pending = sum(pending_count(hub, name, e, d) for e, d in directions(link_config).items())
+    sels = selections(link_config)
+    pending = sum(pending_count(hub, name, e, d, sels[e])
+                  for e, d in directions(link_config).items())
+    excluded = sum(excluded_count(hub, name, e, sel) for e, sel in sels.items())
     runs = hub.runs(name, limit=10)
     running = [r for r in runs if r["status"] == "running"]
     base: dict[str, Any] = {
         "quarantined": len(hub.quarantined(name)), "conflicts": len(hub.conflicts(link=name)),
         "last_run_at": row.get("last_run_at"), "state": row["state"], "queued": queued,
-        "pending": pending, "paused_until": row["paused_until"],
+        "pending": pending, "excluded": excluded, "paused_until": row["paused_until"],
         "running": sorted({r["entity"] or "all" for r in running})}
     if running and hub.is_any_locked(name):
         last = running[0]
@@ -163,10 +207,12 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
     if not row["migrated"]:
         return Status(name, "red", "the first migration has not completed",
                       f"run `concord sync {name}`", **base)
+    left_out = (f"; not synced (by the link's filters/value maps): {excluded}"
+                if excluded else "")
     if pending:
-        return Status(name, "blue", f"{pending} record(s) pending sync; the next run sends them",
-                      "press Sync to send them now", **base)
+        return Status(name, "blue", f"{pending} record(s) pending sync; the next run sends them"
+                      f"{left_out}", "press Sync to send them now", **base)
     if base["quarantined"]:
-        return Status(name, "green", f"in sync; {base['quarantined']} record(s) quarantined",
-                      f"see `concord status {name} --details`", **base)
-    return Status(name, "green", "in sync", **base)
+        return Status(name, "green", f"in sync; {base['quarantined']} record(s) quarantined"
+                      f"{left_out}", f"see `concord status {name} --details`", **base)
+    return Status(name, "green", f"in sync{left_out}", **base)

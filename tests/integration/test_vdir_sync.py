@@ -250,6 +250,98 @@ def test_category_filter(make_env) -> None:
     assert "p1" not in env.cards("a")
 
 
+def light(env: VdirEnv, name: str, link=None):  # type: ignore[no-untyped-def]
+    from concord.status import link_status, pending_ids
+
+    link = link or env.cfg.link(name)
+    st = link_status(env.hub, name, link)
+    ids = [r.id for r in env.hub.list_records("contact", limit=100_000)]
+    flagged = {i for i, names in pending_ids(env.hub, {name: link}, "contact", ids).items()
+               if name in names}
+    return st, flagged
+
+
+def test_records_a_value_map_leaves_out_are_not_pending_until_edited_into_it(make_env) -> None:
+    env = make_env({"a": {}, "b": {"values": {"kind": {"individual": "individual"}}}})
+    env.write("a", "p.vcf", card("Person", "p1", kind="individual"))
+    env.write("a", "o.vcf", card("Acme Ltd", "o1", kind="org"))
+    env.write("a", "o2.vcf", card("Beta Ltd", "o2", kind="org"))
+    env.sync("a")
+    r = env.sync("b")  # the first run of b: the two organisations are left out on purpose
+    assert r.counts["not synced"] == 2 and set(env.cards("b")) == {"p1"}
+    st, flagged = light(env, "b")
+    assert (st.color, st.pending, st.excluded, flagged) == ("green", 0, 2, set()), st.reason
+    assert "not synced (by the link's filters/value maps): 2" in st.reason
+    assert env.sync("b").counts == {}  # and the next run does not look at them again
+
+    # edited into the mapped range in a: pending for b (blue) until b's next run sends it
+    env.edit("a", "o1", kind="individual")
+    env.sync("a")
+    st, flagged = light(env, "b")
+    assert (st.color, st.pending, st.excluded, flagged) == ("blue", 1, 1, {"o1"}), st.reason
+    assert env.sync("b").counts["create in spoke"] == 1
+    assert set(env.cards("b")) == {"p1", "o1"}
+    st, flagged = light(env, "b")
+    assert (st.color, st.pending, st.excluded, flagged) == ("green", 0, 1, set()), st.reason
+
+    # a hub delete of a record b leaves out is nothing for b to send
+    env.path_of("a", "o2").unlink()
+    env.sync("a")
+    st, _ = light(env, "b")
+    assert (st.color, st.pending, st.excluded) == ("green", 0, 0), st.reason
+
+
+def test_a_value_map_that_gains_an_entry_sends_what_it_left_out(make_env) -> None:
+    env = make_env({"a": {}, "b": {"values": {"kind": {"individual": "individual"}}}})
+    env.write("a", "p.vcf", card("Person", "p1", kind="individual"))
+    env.write("a", "o.vcf", card("Acme Ltd", "o1", kind="org"))
+    env.sync_all()
+    assert light(env, "b")[0].color == "green"
+    wider = env.cfg.link("b").model_copy(deep=True)
+    wider.entities["contact"].values["kind"]["org"] = "org"
+    st, flagged = light(env, "b", wider)  # the new selection would carry o1: pending again
+    assert (st.color, st.pending, st.excluded, flagged) == ("blue", 1, 0, {"o1"}), st.reason
+    r = sync_link(env.hub, wider, entities=["contact"])
+    assert r.counts["create in spoke"] == 1 and set(env.cards("b")) == {"p1", "o1"}
+    st, flagged = light(env, "b", wider)
+    assert (st.color, st.pending, flagged) == ("green", 0, set()), st.reason
+    # narrowed again: o1 is linked already and stays as it is; nothing is pending
+    st, _ = light(env, "b")
+    assert (st.color, st.pending) == ("green", 0), st.reason
+
+
+def test_records_a_filter_leaves_out_are_not_pending_and_a_linked_record_filtered_out_neither(
+        make_env) -> None:
+    env = make_env({"a": {}, "b": {"filter": {"categories": ["Client"]}}})
+    env.write("a", "1.vcf", card("Client One", "c1", categories=["Client", "VIP"]))
+    env.write("a", "2.vcf", card("Supplier", "s1", categories=["Supplier"]))
+    env.write("a", "3.vcf", card("Nobody", "x1"))
+    env.sync_all()
+    assert set(env.cards("b")) == {"c1"}
+    st, flagged = light(env, "b")
+    assert (st.color, st.pending, st.excluded, flagged) == ("green", 0, 2, set()), st.reason
+    env.edit("a", "s1", categories=["Client"])
+    env.sync("a")
+    st, flagged = light(env, "b")
+    assert (st.color, st.pending, flagged) == ("blue", 1, {"s1"}), st.reason
+    env.sync("b")
+    assert set(env.cards("b")) == {"c1", "s1"}
+    assert light(env, "b")[0].color == "green"
+    # linked records edited out of the filter: b keeps its copies, the edits are not sent,
+    # whether b's run meets them in the hub's feed (s1) or as a touched file (c1)
+    env.edit("a", "c1", categories=["Former"], title="Left")
+    env.edit("a", "s1", categories=["Former"], title="Left")
+    env.sync("a")
+    p = env.path_of("b", "c1")
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    r = env.sync("b")
+    assert r.counts["not synced"] == 2, r.counts
+    assert "title" not in env.cards("b")["c1"] and "title" not in env.cards("b")["s1"]
+    st, flagged = light(env, "b")
+    assert (st.color, st.pending, st.excluded, flagged) == ("green", 0, 3, set()), st.reason
+
+
 def test_pull_link_leaves_hub_edits_pending(make_env) -> None:
     env = make_env({"a": {"direction": "pull"}, "b": {}})
     env.write("a", "1.vcf", card("Ann", "u1", phones=["1"]))

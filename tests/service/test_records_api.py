@@ -3,6 +3,7 @@ filters, ETag / If-Match concurrency, and the derived Pending Sync flag."""
 
 from __future__ import annotations
 
+from concord.config import from_dict
 from tests.service.conftest import Served, wait_for, write_vcard
 
 
@@ -95,3 +96,34 @@ def test_concurrent_writers_with_the_same_etag_one_wins(service: Served) -> None
     with service.client("records:read") as c:
         final = c.get("/api/v1/records/client/race").json()
     assert final["fields"]["name"] in {f"v{i}" for i in range(1, 9)}
+
+
+def test_a_record_the_links_filter_leaves_out_is_not_pending_sync(hub_url, make_service,  # type: ignore[no-untyped-def]
+                                                                 tmp_path) -> None:
+    folder = tmp_path / "office"
+    cfg = from_dict({"hub": {"url": hub_url}, "links": {"office": {
+        "connector": "vdir", "options": {"path": str(folder)}, "interval": 3600,
+        "entities": {"client": {"direction": "two-way", "filter": {"categories": ["Client"]}}}}}})
+    svc: Served = make_service(cfg)
+    with svc.client("admin") as c:
+        r = c.post("/api/v1/records/client", json={"id": "s1", "fields": {
+            "name": "Supplier", "categories": ["Supplier"]}})
+        assert r.json()["pending_sync"] is True  # queued: the run decides
+        wait_for(lambda: not c.get("/api/v1/records/client/s1").json()["pending_sync"],
+                 what="the run to leave the supplier out")
+        assert list(folder.glob("*.vcf")) == []
+        st = wait_for(lambda: (s := c.get("/api/v1/links/office").json()["status"])
+                      ["color"] == "green" and s, what="the light to turn green")
+        assert (st["pending"], st["excluded"]) == (0, 1), st
+        assert 'concord_pending_records{link="office",entity="client"} 0' in c.get("/metrics").text
+        # edited into the filter: pending until the push has sent it
+        tag = c.get("/api/v1/records/client/s1").headers["etag"]
+        r = c.patch("/api/v1/records/client/s1", json={"fields": {"categories": ["Client"]}},
+                    headers={"If-Match": tag})
+        assert r.json()["pending_sync"] is True and r.json()["pending_links"] == ["office"]
+        wait_for(lambda: not c.get("/api/v1/records/client/s1").json()["pending_sync"],
+                 what="the push to the office folder")
+        assert "FN:Supplier" in next(folder.glob("*.vcf")).read_text()
+        st = wait_for(lambda: (s := c.get("/api/v1/links/office").json()["status"])
+                      ["color"] == "green" and s, what="the light to turn green")
+        assert (st["pending"], st["excluded"]) == (0, 0), st

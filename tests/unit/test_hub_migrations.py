@@ -14,7 +14,7 @@ def test_a_hub_at_revision_0001_upgrades_and_keeps_its_records(tmp_path: Path) -
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
     upgrade(engine, "0001")
-    assert "intents" not in inspect(engine).get_table_names()
+    assert {"intents", "exclusions"}.isdisjoint(inspect(engine).get_table_names())
     hub = Hub(url, migrate=False, engine=engine)
     with engine.begin() as conn:  # what an older Concord wrote
         from concord.hub import schema as s
@@ -22,7 +22,19 @@ def test_a_hub_at_revision_0001_upgrades_and_keeps_its_records(tmp_path: Path) -
         conn.execute(s.tenants.insert().values(id="default", last_seq=0, created_at=0.0))
     hub.put("client", "c1", {"name": "Acme"})
     upgraded = Hub(url)  # opening it runs the newer migrations
-    assert "intents" in inspect(upgraded.engine).get_table_names()
+    assert {"intents", "exclusions"} <= set(inspect(upgraded.engine).get_table_names())
     got = upgraded.get("client", "c1")
     assert got is not None and got.fields == {"name": "Acme"}
     assert not upgraded.has_intents("office", "client")
+
+
+def test_a_hub_at_revision_0002_gains_the_exclusions_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0002")
+    assert "exclusions" not in inspect(engine).get_table_names()
+    upgraded = Hub(url)
+    insp = inspect(upgraded.engine)
+    assert "exclusions" in insp.get_table_names()
+    assert {"ix_exclusions_selection"} <= {i["name"] for i in insp.get_indexes("exclusions")}
+    assert not upgraded.has_exclusions("office", "task")

@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
-from concord.config import EntityConfig
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from concord.config import EntityConfig, LinkConfig
+from concord.connectors.base import Capabilities, Connector, ConnectorOptions, Item, ItemError
+from concord.engine import sync_link
 from concord.engine.decide import decide_removed
 from concord.engine.mapping import Mapping
+from concord.errors import PreconditionFailed, TerminalError
+from concord.hub.store import Hub
+from concord.status import link_status, pending_ids
 
 STATUS = {"Confirmed": "CONFIRMED", "Completed": "CONFIRMED"}
 
@@ -49,3 +58,98 @@ def test_settle_keeps_the_synced_value_when_the_spoke_shows_the_same() -> None:
     m2 = mapping(values={"status": {**STATUS, "Tentative": "TENTATIVE"}})
     tentative = m2.to_hub({"status": "TENTATIVE"})
     assert tentative is not None and m2.settle(tentative, {"status": "Completed"}) == tentative
+
+
+# -- through the engine: the spoke copy goes, the hub keeps the event, the light turns green --
+
+class Calendar(Connector):
+    """An in-memory calendar spoke: href -> (etag, fields)."""
+
+    name = "calendar"
+    capabilities = Capabilities(entities=("event",))
+
+    def __init__(self) -> None:
+        super().__init__(ConnectorOptions())
+        self.items: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.n = 0
+        self.refuse_deletes = False
+
+    def _tag(self) -> str:
+        self.n += 1
+        return f"e{self.n}"
+
+    def fields(self, entity: str) -> tuple[str, ...]:
+        return ("summary", "status")
+
+    def list(self, entity: str) -> list[tuple[str, str]]:
+        return [(ref, v) for ref, (v, _) in self.items.items()]
+
+    def get(self, entity: str, refs: Sequence[str]) -> list[Item | ItemError]:
+        return [Item(r, self.items[r][0], dict(self.items[r][1]), {}, r.removesuffix(".ics"))
+                for r in refs if r in self.items]
+
+    def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
+        ref = f"{ident}.ics"
+        self.items[ref] = (tag := self._tag(), dict(item.fields))
+        return ref, tag
+
+    def update(self, entity: str, ref: str, item: Item, expected_version: str | None) -> str:
+        if ref not in self.items or self.items[ref][0] != expected_version:
+            raise PreconditionFailed(ref, expected_version, None)
+        self.items[ref] = (tag := self._tag(), dict(item.fields))
+        return tag
+
+    def delete(self, entity: str, ref: str, expected_version: str | None) -> None:
+        if self.refuse_deletes:
+            raise TerminalError(f"{ref}: the server refused the delete")
+        if ref not in self.items or self.items[ref][0] != expected_version:
+            raise PreconditionFailed(ref, expected_version, None)
+        del self.items[ref]
+
+
+def test_a_cancelled_event_leaves_the_calendar_and_the_light_turns_green(tmp_path: Path) -> None:
+    hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
+    link = LinkConfig.model_validate({
+        "name": "cal", "connector": "calendar", "entities": {"event": {
+            "values": {"status": {**STATUS, "Cancelled": "CANCELLED"}},
+            "remove_when": {"status": ["Cancelled"]}}}})
+    cal = Calendar()
+    for eid in ("e1", "e2"):
+        hub.put("event", eid, {"summary": f"Meeting {eid}", "status": "Confirmed"})
+    hub.put("event", "e3", {"summary": "Called off before it was synced", "status": "Cancelled"})
+    assert sync_link(hub, link, cal).ok
+    assert set(cal.items) == {"e1.ics", "e2.ics"}
+    assert link_status(hub, "cal", link).color == "green"
+
+    for eid in ("e1", "e2"):
+        rec = hub.get("event", eid)
+        assert rec is not None
+        hub.put("event", eid, {**rec.fields, "status": "Cancelled"})
+    assert link_status(hub, "cal", link).pending == 2  # the deletes have not reached the spoke
+    cal.refuse_deletes = True
+    sync_link(hub, link, cal)
+    st = link_status(hub, "cal", link)
+    assert set(cal.items) == {"e1.ics", "e2.ics"}
+    assert st.color == "blue" and st.pending == 2, st.reason  # still on the calendar: pending
+
+    cal.refuse_deletes = False
+    r = sync_link(hub, link, cal)
+    assert r.ok and r.counts["remove from spoke"] == 2, r.counts
+    assert cal.items == {}
+    for eid in ("e1", "e2", "e3"):
+        rec = hub.get("event", eid)
+        assert rec is not None and not rec.deleted and rec.fields["status"] == "Cancelled"
+    st = link_status(hub, "cal", link)
+    assert (st.color, st.pending, st.excluded) == ("green", 0, 3), st.reason
+    assert hub.quarantined("cal") == []  # the refused deletes went through: released
+    assert pending_ids(hub, {"cal": link}, "event", ["e1", "e2", "e3"]) == {}
+    # the next runs neither re-create the events nor count them again
+    assert sync_link(hub, link, cal).counts == {} and cal.items == {}
+    # re-confirmed: back on the calendar
+    rec = hub.get("event", "e1")
+    assert rec is not None
+    hub.put("event", "e1", {**rec.fields, "status": "Confirmed"})
+    assert link_status(hub, "cal", link).pending == 1
+    assert sync_link(hub, link, cal).counts["create in spoke"] == 1 and set(cal.items) == {"e1.ics"}
+    assert link_status(hub, "cal", link).color == "green"
+    hub.close()

@@ -30,6 +30,7 @@ from concord.engine.mapping import Mapping
 from concord.engine.refs import References, RefMissing
 from concord.model import ModelError
 from concord.errors import ConcordError, PreconditionFailed, TransientError
+from concord.hub.exclusions import selection_key
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
 from concord.records import Record, canonical, content_hash, hash_text, new_id, usable_id
 
@@ -63,6 +64,7 @@ class _Case:
     spoke_version: str | None  # the spoke's current version where known
     decision: Decision
     new_hub_id: bool = False
+    removed_at: int | None = None  # taken off the spoke by remove_when: the record's seq
 
 
 def _canon(c: Content) -> tuple[str, str]:
@@ -100,6 +102,10 @@ class EntitySync:
         self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
         self.has_quarantine = bool(hub.quarantined(link.name))
         self.has_intents = hub.has_intents(link.name, entity)
+        # records the link's selection leaves out on purpose are noted (hub/exclusions.py), so
+        # they are not counted as pending; a changed selection plans them again
+        self.selection = selection_key(self.cfg)
+        self.has_exclusions = hub.has_exclusions(link.name, entity)
         self._seqs: dict[str, int] = {}  # hub id -> feed seq, for the hub chunk being applied
         self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
 
@@ -147,6 +153,8 @@ class EntitySync:
             dirty += [r["ref"] for r in q if r["entity"] == entity and r["side"] == "spoke"
                       and r["ref"] not in seen and (not ch.complete or r["ref"] in ch.changed)]
             retry_ids = [r["ref"] for r in q if r["entity"] == entity and r["side"] == "hub"]
+        if self.has_exclusions:  # left out under another selection: the config changed since
+            retry_ids += hub.stale_exclusions(name, entity, self.selection)
 
         # Guard: a plan deleting too much of a side, or a spoke that suddenly lists empty.
         held = self._guard(ch.complete and not ch.changed, len(deleted_refs),
@@ -328,6 +336,7 @@ class EntitySync:
             self.link.name, self.entity, hub_ids=idents)} if idents else {}
         intents = self.hub.intents_for(self.link.name, self.entity, ids) if self.has_intents else {}
         cases: list[_Case] = []
+        left_out: list[tuple[str, int]] = []  # linked, now left out by the link's selection
         claimed = {by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref}
         for it, content in mapped:
             arch = by_ref.get(it.ref)
@@ -345,9 +354,13 @@ class EntitySync:
                 base = load_content(arch.base)
                 content = (self.map.settle(content[0], base[0]), content[1])
                 ss: State = "unchanged" if self._hash(content) == arch.hash else "changed"
+                removed_at = None
                 if hs == "removed":
                     d = decide_removed(ss, content, direction=self.cfg.direction)
+                    removed_at = rec.seq if rec is not None else None
                 elif hs == "unchanged" and ss == "unchanged":
+                    if hub_c is None and rec is not None and not rec.deleted:
+                        left_out.append((hub_id, rec.seq))  # edited out of the selection
                     if arch is by_ref.get(it.ref):  # touched, not changed
                         d = Decision("version only", base=base)
                     else:
@@ -356,7 +369,7 @@ class EntitySync:
                     d = decide(hs, ss, hub=hub_c, spoke=content, base=base,
                                direction=self.cfg.direction, authority=self.cfg.authority,
                                hub_newer=_newer(rec, it))
-                cases.append(_Case(hub_id, arch, rec, it, it.version, d))
+                cases.append(_Case(hub_id, arch, rec, it, it.version, d, removed_at=removed_at))
                 continue
             ident = it.ident
             # the UID is linked to another ref already, or claimed by another new item of
@@ -386,7 +399,7 @@ class EntitySync:
                 cases.append(_Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
-        self._apply(cases, bad, checkpoint)
+        self._apply(cases, bad, checkpoint, left_out=left_out)
 
     def _own_write(self, it: Item, content: Content, arch: ArchiveRow | None,
                    intents: dict[str, ArchiveRow], linked: dict[str, ArchiveRow]) -> ArchiveRow | None:
@@ -412,31 +425,46 @@ class EntitySync:
             return
         recs = self.hub.get_many(self.entity, ids)
         cases: list[_Case] = []
+        left_out: list[tuple[str, int]] = []  # (hub id, seq): the link's selection leaves it out
+        planned: list[str] = []
         for hub_id in ids:
             if hub_id in self.handled:
                 continue
+            planned.append(hub_id)
             arch = arch_by_id.get(hub_id)
             rec = recs.get(hub_id)
             hs, hub_c = self._hub_state(rec, arch)
             ss: State = "deleted" if hub_id in deleted_ids else ("unchanged" if arch else "absent")
             if hs in ("unchanged", "absent") and ss in ("unchanged", "absent"):
+                if hub_c is None and rec is not None and not rec.deleted:
+                    left_out.append((hub_id, rec.seq))
                 continue
             base = load_content(arch.base) if arch else None
+            removed_at = None
             if hs == "removed":
                 d = decide_removed(ss, None, direction=self.cfg.direction)
+                removed_at = rec.seq if rec is not None else None
             else:
                 d = decide(hs, ss, hub=hub_c, spoke=None, base=base,
                            direction=self.cfg.direction, authority=self.cfg.authority)
-            cases.append(_Case(hub_id, arch, rec, None, arch.spoke_version if arch else None, d))
+            cases.append(_Case(hub_id, arch, rec, None, arch.spoke_version if arch else None, d,
+                               removed_at=removed_at))
         self.handled.update(ids)
         self._seqs = seqs
-        self._apply(cases, [], None)
+        self._apply(cases, [], None, left_out=left_out,
+                    replanned=planned if self.has_exclusions else [])
 
     # ------------------------------------------------------------------ references
     # ------------------------------------------------------------------ applying
     def _apply(self, cases: list[_Case], bad: list[tuple[str, str, str, str | None]],
-               checkpoint: Checkpoint | None) -> None:
+               checkpoint: Checkpoint | None, *, left_out: list[tuple[str, int]] | None = None,
+               replanned: list[str] | None = None) -> None:
+        """``left_out``: (hub id, seq) of records the link's selection leaves out, noted so
+        they are not pending; ``replanned``: ids whose older such notes are dropped first."""
         res = self.result
+        left_out = left_out or []
+        if left_out:
+            res.counts["not synced"] += len(left_out)
         for c in cases:
             if not c.decision.is_noop and len(res.plan) < self.PLAN_LINES_KEPT:
                 res.plan.append(PlanLine(c.decision.label, c.hub_id,
@@ -538,6 +566,8 @@ class EntitySync:
                     writes.append(RecordWrite(self.entity, c.hub_id, cur.fields, cur.refs, True))
                 if d.forget:
                     forget.append(c.hub_id)
+                    if c.removed_at is not None:  # off the spoke now, kept in the hub on purpose
+                        left_out.append((c.hub_id, c.removed_at))
                 elif d.base is not None:
                     ref = r.ref if r is not None and r.ref else (
                         c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None))
@@ -563,6 +593,12 @@ class EntitySync:
             self.hub_written += len(writes)
             self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
             self.hub.drop_archive(conn, self.link.name, self.entity, forget)
+            if self.has_exclusions:
+                self.hub.drop_exclusions(conn, self.link.name, self.entity,
+                                       [*(replanned or ()), *(a.hub_id for a in arch_rows)])
+            if left_out:
+                self.hub.save_exclusions(conn, self.link.name, self.entity, left_out, self.selection)
+                self.has_exclusions = True
             if ops and self.has_intents:
                 self.hub.drop_intents(conn, self.link.name, self.entity,
                                       [cases[n].hub_id for n in op_case])
@@ -570,10 +606,13 @@ class EntitySync:
             self.hub.quarantine_items(conn, self.link.name, self.entity, now_bad)
             if now_bad:
                 self.has_quarantine = True
-            if ok_refs and self.has_quarantine:
+            if self.has_quarantine and (ok_refs or left_out):
+                # done with: linked, or (a removal, a record edited out of the selection)
+                # left out on purpose
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "spoke", ok_refs)
                 self.hub.release_quarantine(conn, self.link.name, self.entity, "hub",
-                                            [a.hub_id for a in arch_rows])
+                                            [*(a.hub_id for a in arch_rows),
+                                             *(i for i, _ in left_out)])
             if checkpoint is not None:
                 if checkpoint.progress is not None and "written" in checkpoint.progress:
                     # a migration counts its hub writes with its position, in the same commit

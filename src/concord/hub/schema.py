@@ -109,6 +109,25 @@ intents = Table(
     Column("at", Float, nullable=False),
 )
 
+#: Hub records a link's mapping leaves out on purpose (a value with no entry in a value map,
+#: a filter that does not match, ``remove_when``), with the record's feed position (seq) when
+#: the engine decided so and a fingerprint of the link's selection (filters, value maps,
+#: remove_when). Such a record is not pending for the link while both still hold; any write
+#: to it (a new seq) or a changed selection makes it pending again, and a changed selection
+#: makes the engine revisit it.
+exclusions = Table(
+    "exclusions",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("link", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("hub_id", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("selection", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_exclusions_selection", "tenant", "link", "entity", "selection"),
+)
+
 conflicts = Table(
     "conflicts",
     metadata,

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from concord.errors import HubError
 from concord.hub import schema as s
+from concord.hub.exclusions import ExclusionsMixin
 from concord.hub.journal import JournalMixin
 from concord.model import normalize
 from concord.records import Record, canonical, hash_text
@@ -149,7 +150,7 @@ class RecordWrite:
     hash: str | None = None
 
 
-class Hub(JournalMixin):
+class Hub(JournalMixin, ExclusionsMixin):
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
@@ -479,7 +480,7 @@ class Hub(JournalMixin):
     def reset_link(self, link: str) -> None:
         """Forget a link's state (deactivation): archive, checkpoints, quarantine."""
         with self.begin() as conn:
-            for t in (s.archive, s.checkpoints, s.quarantine, s.intents):
+            for t in (s.archive, s.checkpoints, s.quarantine, s.intents, s.exclusions):
                 conn.execute(delete(t).where(t.c.tenant == self.tenant, t.c.link == link))
 
     # -- link rows ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from concord.hub import schema as s
 from concord.service.deps import ServiceState
-from concord.status import directions, link_status, pending_count, pending_oldest
+from concord.status import directions, link_status, pending_count, pending_oldest, selections
 
 
 def _esc(v: Any) -> str:
@@ -90,12 +90,13 @@ def render(st: ServiceState) -> str:
     up: list[str] = []
     age: list[str] = []
     for name, cfg in st.links.items():
+        sels = selections(cfg)
         for entity, direction in directions(cfg).items():
             lab = {"link": name, "entity": entity}
             lag.append(_line("concord_lag_changes", lab, max(0, last - cps.get((name, entity), 0))))
             pend.append(_line("concord_pending_records", lab,
-                              pending_count(hub, name, entity, direction)))
-            oldest = pending_oldest(hub, name, entity, direction)
+                              pending_count(hub, name, entity, direction, sels[entity])))
+            oldest = pending_oldest(hub, name, entity, direction, sels[entity])
             lag_s.append(_line("concord_lag_seconds", lab,
                                round(max(0.0, now - oldest), 3) if oldest else 0))
         stt = link_status(hub, name, cfg, now=now)

@@ -33,6 +33,8 @@ class StatusOut(BaseModel):
     eta_s: float | None = Field(description="seconds left in a running migration, estimated")
     paused_until: float | None
     pending: int
+    excluded: int = Field(0, description="hub records this link's filters, value maps or "
+                                         "remove_when leave out on purpose (not pending)")
     quarantined: int
     conflicts: int
     last_run_at: float | None

@@ -1,0 +1,69 @@
+"""Records a link leaves out on purpose (see ``schema.exclusions``). A mixin of ``Hub``.
+
+A row says: when this record was at feed position ``seq``, the link's selection (filters,
+value maps, ``remove_when``; fingerprint ``selection``) left it out. The status light does
+not count such a record as pending while both still hold (any write to the record gives it a
+new seq); the engine writes the rows as it plans, and revisits the rows of an older
+selection when the link's configuration changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, or_, select
+
+from concord.hub import schema as s
+
+
+def selection_key(entity_config: Any) -> str:
+    """The fingerprint of what decides whether a link carries a record: its filters, value
+    maps (a value with no entry is not synced) and ``remove_when``."""
+    doc = {k: getattr(entity_config, k, None) or {} for k in ("filter", "values", "remove_when")}
+    text = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+class ExclusionsMixin:
+    engine: Engine
+    tenant: str
+
+    def save_exclusions(self, conn: Connection, link: str, entity: str,
+                        rows: Sequence[tuple[str, int]], selection: str) -> None:
+        """rows: (hub_id, the record's seq when planned) left out under ``selection``."""
+        if not rows:
+            return
+        from concord.hub.store import upsert_rows
+
+        now = time.time()
+        cols = ("tenant", "link", "entity", "hub_id", "seq", "selection", "at")
+        upsert_rows(conn, s.exclusions, cols,
+                    [(self.tenant, link, entity, h, seq, selection, now) for h, seq in rows],
+                    ("tenant", "link", "entity", "hub_id"))
+
+    def drop_exclusions(self, conn: Connection, link: str, entity: str, hub_ids: Sequence[str]) -> None:
+        c = s.exclusions.c
+        for i in range(0, len(hub_ids), 500):
+            conn.execute(delete(s.exclusions).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity,
+                c.hub_id.in_(hub_ids[i:i + 500])))
+
+    def has_exclusions(self, link: str, entity: str) -> bool:
+        c = s.exclusions.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(c.hub_id).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity).limit(1)).first() is not None
+
+    def stale_exclusions(self, link: str, entity: str, selection: str) -> list[str]:
+        """Records left out under another selection than ``selection``: the link's
+        configuration changed since, so they must be planned again. Two index range scans
+        (below and above the current key), so this costs nothing when there are none."""
+        c = s.exclusions.c
+        q = select(c.hub_id).where(c.tenant == self.tenant, c.link == link, c.entity == entity,
+                                   or_(c.selection < selection, c.selection > selection))
+        with self.engine.connect() as conn:
+            return [r.hub_id for r in conn.execute(q)]
