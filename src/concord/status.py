@@ -73,7 +73,10 @@ def selections(link_config: Any) -> dict[str, str]:
 
 def _pending_clause(direction: str, selection: str | None) -> Any:
     r, a, e = s.records.c, s.archive.c, s.exclusions.c
-    changed = and_(a.hub_id.is_not(None), or_(a.hash != r.hash, r.deleted.is_(True)))
+    # the hub record changed since the link last synced it (rows from before revision 0004
+    # hold no hub_hash: their content hash is the record's when the link carries all of it)
+    changed = and_(a.hub_id.is_not(None),
+                   or_(func.coalesce(a.hub_hash, a.hash) != r.hash, r.deleted.is_(True)))
     clause = changed
     if direction in SENDING:
         clause = or_(changed, and_(a.hub_id.is_(None), r.deleted.is_(False)))

@@ -189,3 +189,17 @@ def test_edits_on_the_server_come_back_to_the_practice_database(
     assert [t.value for t in card.contents["tel"]] == ["+61 2 5550 1234"]
     for name in cfg.links:
         assert link_status(hub, name, cfg.links[name]).color == "green"
+
+    # a practice edit of what the groupware does not carry (a client's tax number) changes
+    # no card, and leaves no link pending once it has run
+    client = db_rows(practice, "SELECT client_id FROM clients ORDER BY client_id LIMIT 1")[0]
+    cpath = _href(hub, "addressbook", "client", client.client_id)
+    etag_before, _ = _get(radicale_server, cpath)
+    db_exec(practice, "UPDATE clients SET tax_number = '999888777' "
+                      f"WHERE client_id = {client.client_id}")
+    for name in ("practice", "addressbook"):
+        assert sync_link(hub, cfg.links[name]).ok
+    assert _get(radicale_server, cpath)[0] == etag_before
+    for name in cfg.links:
+        st = link_status(hub, name, cfg.links[name])
+        assert (st.color, st.pending) == ("green", 0), (name, st.reason)

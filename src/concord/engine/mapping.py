@@ -74,7 +74,7 @@ def check_fields(entity: str, fields: MappingABC[str, FieldTarget], *, source: s
             raise ConfigError(
                 f"{hub} is a single {sh.kind}; a rule converts to a list or structured field",
                 source=source, key=key, fix=f'map it by name: {hub} = "<spoke field>"')
-        if len(rules) > 1 and any(r.split or r.parts is None and _spoke_is_list(r, spoke_shapes)
+        if len(rules) > 1 and any(r.split or (r.parts is None and _spoke_is_list(r, spoke_shapes))
                                   for r in rules):
             raise ConfigError(
                 f"{hub}: a rule with split (or a list spoke field) holds every element, so it "
@@ -201,8 +201,8 @@ class Lens:
         else:
             for r in self.rules:
                 if r.parts is not None:
-                    e = {k: str(spoke[sf]) for k, sf in r.parts.items()
-                         if spoke.get(sf) not in (None, "")}
+                    e: dict[str, Any] = {k: str(spoke[sf]) for k, sf in r.parts.items()
+                                         if spoke.get(sf) not in (None, "")}
                     if e:
                         if r.types:
                             e["types"] = list(r.types)

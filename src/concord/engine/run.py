@@ -28,10 +28,10 @@ from concord.engine.decide import (
 )
 from concord.engine.mapping import Mapping
 from concord.engine.refs import References, RefMissing
-from concord.model import ModelError
 from concord.errors import ConcordError, PreconditionFailed, TransientError
 from concord.hub.exclusions import selection_key
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
+from concord.model import ModelError
 from concord.records import Record, canonical, content_hash, hash_text, new_id, usable_id
 
 Progress = Callable[[str, int, int], None]
@@ -426,6 +426,7 @@ class EntitySync:
         recs = self.hub.get_many(self.entity, ids)
         cases: list[_Case] = []
         left_out: list[tuple[str, int]] = []  # (hub id, seq): the link's selection leaves it out
+        seen_again: list[ArchiveRow] = []  # linked records whose change this link does not carry
         planned: list[str] = []
         for hub_id in ids:
             if hub_id in self.handled:
@@ -438,6 +439,13 @@ class EntitySync:
             if hs in ("unchanged", "absent") and ss in ("unchanged", "absent"):
                 if hub_c is None and rec is not None and not rec.deleted:
                     left_out.append((hub_id, rec.seq))
+                elif arch is not None and rec is not None and not rec.deleted:
+                    # the hub changed a part this link does not carry: nothing to send, and
+                    # no longer pending for this link
+                    h = rec.hash
+                    if arch.hub_hash != h:
+                        arch.hub_hash = h
+                        seen_again.append(arch)
                 continue
             base = load_content(arch.base) if arch else None
             removed_at = None
@@ -451,6 +459,9 @@ class EntitySync:
                                removed_at=removed_at))
         self.handled.update(ids)
         self._seqs = seqs
+        if seen_again and not self.dry_run:
+            with self.hub.begin() as conn:
+                self.hub.save_archive(conn, self.link.name, self.entity, seen_again)
         self._apply(cases, [], None, left_out=left_out,
                     replanned=planned if self.has_exclusions else [])
 
@@ -590,6 +601,14 @@ class EntitySync:
                 if d.pending:
                     res.counts["pending"] += 1
             self.hub.write(conn, writes, by=f"link:{self.link.name}", validated=True)
+            # each archive row notes the whole hub record's hash as of this commit, so the
+            # record is pending for this link again only when the hub changes it
+            written = {w.id: w.hash for w in writes if not w.deleted}
+            rec_of = {c.hub_id: current.get(c.hub_id) or c.rec for c in cases}
+            for a in arch_rows:
+                rec = rec_of.get(a.hub_id)
+                a.hub_hash = written.get(a.hub_id) or (
+                    rec.hash if rec is not None and not rec.deleted else None)
             self.hub_written += len(writes)
             self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
             self.hub.drop_archive(conn, self.link.name, self.entity, forget)

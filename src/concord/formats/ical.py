@@ -112,7 +112,7 @@ def fmt_time(dt: Any, tzid: str | None = None) -> str:
     if isinstance(dt, date):
         return dt.isoformat()
     if isinstance(dt, timedelta):
-        return icalendar.vDuration(dt).to_ical().decode()
+        return str(icalendar.vDuration(dt).to_ical().decode())  # type: ignore[no-untyped-call]
     return str(dt)
 
 
@@ -437,7 +437,7 @@ def _override(comp: Any, kind: str, owned: frozenset[str]) -> dict[str, Any]:
 def _iana(tzid: str) -> bool:
     import zoneinfo
 
-    if not tzid or "/" not in tzid and tzid not in ("UTC", "GMT"):
+    if not tzid or ("/" not in tzid and tzid not in ("UTC", "GMT")):
         return False
     try:
         zoneinfo.ZoneInfo(tzid)
@@ -616,7 +616,7 @@ def _text_lines(text: str) -> list[str]:
 def _vtimezone(tzid: str) -> str | None:
     try:
         return str(icalendar.Timezone.from_tzid(tzid).to_ical().decode())
-    except Exception:  # noqa: BLE001 - no zone data for it: write the times without one
+    except Exception:
         return None
 
 

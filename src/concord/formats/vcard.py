@@ -260,7 +260,9 @@ def _split_params(text: str) -> list[str]:
 def _split_param_values(val: str) -> list[str]:
     if '"' not in val:
         return val.split(",")
-    out, cur, quoted = [], [], False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in val:
         if ch == '"':
             quoted = not quoted

@@ -91,6 +91,8 @@ archive = Table(
     Column("hash", String(32), nullable=False),
     Column("base", Text, nullable=False),  # canonical JSON of the content last synced
     Column("synced_at", Float, nullable=False),
+    # the hub record's own hash when last synced (``hash`` is of the part the link carries)
+    Column("hub_hash", String(32)),
     UniqueConstraint("tenant", "link", "entity", "spoke_ref", name="uq_archive_spoke_ref"),
 )
 

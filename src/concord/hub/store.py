@@ -41,7 +41,7 @@ from concord.records import Record, canonical, hash_text
 DEFAULT_URL = "sqlite:///concord.db"
 _RECORD_COLS = ("tenant", "entity", "id", "seq", "hash", "deleted", "data", "updated_at", "updated_by")
 _ARCHIVE_COLS = ("tenant", "link", "entity", "hub_id", "spoke_ref", "spoke_version", "hash", "base",
-                 "synced_at")
+                 "synced_at", "hub_hash")
 
 
 def make_engine(url: str) -> Engine:
@@ -123,8 +123,9 @@ class ArchiveRow:
     hub_id: str
     spoke_ref: str
     spoke_version: str | None
-    hash: str
+    hash: str  # of the content last synced: the part of the record the link carries
     base: str  # canonical JSON
+    hub_hash: str | None = None  # the whole hub record's hash when last synced
 
     def content(self) -> tuple[dict[str, Any], dict[str, str | None]]:
         return load_content(self.base)
@@ -371,10 +372,11 @@ class Hub(JournalMixin, ExclusionsMixin):
     # -- link state -----------------------------------------------------------------
     def archive(self, link: str, entity: str, *, conn: Connection | None = None) -> dict[str, ArchiveRow]:
         c = s.archive.c
-        q = select(c.hub_id, c.spoke_ref, c.spoke_version, c.hash, c.base).where(
+        q = select(c.hub_id, c.spoke_ref, c.spoke_version, c.hash, c.base, c.hub_hash).where(
             c.tenant == self.tenant, c.link == link, c.entity == entity)
         def run(cn: Connection) -> dict[str, ArchiveRow]:
-            return {r.hub_id: ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base)
+            return {r.hub_id: ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base,
+                                       r.hub_hash)
                     for r in cn.execute(q)}
         if conn is not None:
             return run(conn)
@@ -388,10 +390,11 @@ class Hub(JournalMixin, ExclusionsMixin):
         with self.engine.connect() as conn:
             for col, keys in ((c.hub_id, list(hub_ids)), (c.spoke_ref, list(spoke_refs))):
                 for i in range(0, len(keys), 500):
-                    q = select(c.hub_id, c.spoke_ref, c.spoke_version, c.hash, c.base).where(
+                    q = select(c.hub_id, c.spoke_ref, c.spoke_version, c.hash, c.base, c.hub_hash).where(
                         c.tenant == self.tenant, c.link == link, c.entity == entity,
                         col.in_(keys[i:i + 500]))
-                    out.extend(ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base)
+                    out.extend(ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base,
+                                       r.hub_hash)
                                for r in conn.execute(q))
         return out
 
@@ -407,8 +410,8 @@ class Hub(JournalMixin, ExclusionsMixin):
         now = time.time()
         t = self.tenant
         upsert_rows(conn, s.archive, _ARCHIVE_COLS, [
-            (t, link, entity, r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base, now)
-            for r in rows], ("tenant", "link", "entity", "hub_id"))
+            (t, link, entity, r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base, now,
+             r.hub_hash) for r in rows], ("tenant", "link", "entity", "hub_id"))
 
     def drop_archive(self, conn: Connection, link: str, entity: str, hub_ids: Sequence[str]) -> None:
         c = s.archive.c

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 #: Kinds of a contact detail, lower case by convention (every codec writes them so): the
 #: model transforms nothing, so what validates is exactly what the hub stores.
 Types = list[str]
