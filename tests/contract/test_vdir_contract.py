@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from concord.connectors import filestamps
 from concord.connectors.base import Item, ItemError
 from concord.connectors.vdir import VdirConnector, VdirOptions
-from concord.errors import ConfigError
+from concord.errors import ConfigError, PreconditionFailed
 from tests.contract.base import ConnectorContract
 
 
@@ -57,3 +59,33 @@ class TestVdirContract(ConnectorContract):
     def test_missing_folder_without_create_is_a_config_error(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="does not exist"):
             VdirConnector(VdirOptions(path=str(tmp_path / "nope"), create=False), link="t")
+
+    def test_a_same_size_rewrite_in_the_same_tick_fails_the_write(self, connector, entity,
+                                                                  make_item) -> None:
+        connector.window = filestamps.RACY_NS  # a file system with 2 s timestamps
+        ref, v1 = connector.create(entity, make_item(1), "uid-1")
+        path = connector.root / ref
+        st = path.stat()
+        text = path.read_bytes()
+        assert b"Person 1" in text
+        with open(path, "r+b") as f:  # in place, same size, and the mtime put back
+            f.write(text.replace(b"Person 1", b"Person 9"))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert dict(connector.list(entity))[ref] != v1
+        with pytest.raises(PreconditionFailed):
+            connector.update(entity, ref, make_item(2), v1)
+        with pytest.raises(PreconditionFailed):
+            connector.delete(entity, ref, v1)
+        assert b"Person 9" in path.read_bytes()  # not overwritten
+        v2 = dict(connector.list(entity))[ref]
+        connector.update(entity, ref, make_item(2), v2)
+        assert b"Person 2" in path.read_bytes()
+
+    def test_the_racy_window_is_probed_once_and_leaves_no_file(self, tmp_path, monkeypatch) -> None:
+        fine = filestamps.window_of(tmp_path)
+        assert filestamps.FINE_NS <= fine <= filestamps.RACY_NS + 10**9
+        assert list(tmp_path.iterdir()) == []
+        monkeypatch.setattr(os, "utime", lambda *a, **kw: None)  # a clock that never ticks
+        assert filestamps.window_of(tmp_path) == fine  # once per process and folder
+        (tmp_path / "fat").mkdir()
+        assert filestamps.window_of(tmp_path / "fat") >= filestamps.RACY_NS  # no tick: coarse

@@ -6,6 +6,7 @@ Each scenario runs on a SQLite hub and on a PostgreSQL hub (the ``hub_url`` fixt
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -176,6 +177,79 @@ def test_touched_but_unchanged_file_is_not_a_change(env: VdirEnv) -> None:
     assert env.sync("a").counts == {}
 
 
+def rewrite_in_place(p, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
+    """Same size, same inode, and the mtime put back: what a rewrite within one timestamp tick
+    (a coarse file system, or two saves in quick succession) looks like to stat()."""
+    assert len(old) == len(new)
+    st = p.stat()
+    text = p.read_bytes().decode()
+    assert old in text
+    with open(p, "r+", newline="") as f:
+        f.write(text.replace(old, new))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = p.stat()
+    assert (after.st_mtime_ns, after.st_ino, after.st_size) == (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
+@pytest.fixture
+def coarse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folders on a file system with 2 s timestamps (FAT): every test file is recent."""
+    from concord.connectors import filestamps
+
+    monkeypatch.setattr(filestamps, "window_of", lambda root: filestamps.RACY_NS)
+
+
+@pytest.mark.usefixtures("coarse")
+def test_a_same_size_rewrite_within_one_mtime_tick_reaches_the_hub(env: VdirEnv) -> None:
+    env.write("a", "ann.vcf", card("Ann", "u1", title="Manager"))
+    env.sync_all()
+    rewrite_in_place(env.path_of("a", "u1"), "Manager", "Partner")
+    r = env.sync("a")
+    assert r.counts["spoke -> hub"] == 1, r.counts
+    assert env.hub_records()["u1"]["title"] == "Partner"
+    env.sync("b")
+    assert env.cards("b")["u1"]["title"] == "Partner"
+
+
+@pytest.mark.usefixtures("coarse")
+def test_a_same_size_rewrite_within_one_mtime_tick_and_a_hub_edit_conflict(env: VdirEnv) -> None:
+    env.write("a", "ann.vcf", card("Ann", "u1", title="Manager"))
+    env.sync_all()
+    env.hub.put("contact", "u1", {"name": "Ann", "title": "Chief"})  # meanwhile, in the hub
+    rewrite_in_place(env.path_of("a", "u1"), "Manager", "Partner")
+    env.sync("a")
+    # never a silent overwrite: the hub wins (authority hub), the folder's value is kept
+    [c] = [c for c in env.conflicts() if c["hub_id"] == "u1"]
+    assert c["winner"] == "hub" and c["kept_values"] == {"title": "Partner"}
+    assert env.cards("a")["u1"]["title"] == "Chief"
+
+
+def test_a_rewrite_in_the_same_tick_found_after_the_window_and_then_no_reads(
+        env: VdirEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concord.connectors import filestamps, vdir
+
+    monkeypatch.setattr(filestamps, "window_of", lambda root: 500_000_000)  # short: waited out
+    env.write("a", "ann.vcf", card("Ann", "u1", title="Manager"))
+    seed(env, 3)
+    env.sync("a")  # read within the window: the versions hold the content's hash
+    rewrite_in_place(env.path_of("a", "u1"), "Manager", "Partner")
+    time.sleep(0.6)
+    r = env.sync("a")  # past the window, those files are checked once more, by content
+    assert r.counts["spoke -> hub"] == 1, r.counts
+    assert env.hub_records()["u1"]["title"] == "Partner"
+    env.sync_all()
+    time.sleep(0.6)
+    env.sync_all()  # the files Concord wrote are read once more, past the window
+    reads: list[object] = []
+    real, real_many = filestamps.read_version, vdir._read_many
+    monkeypatch.setattr(filestamps, "read_version", lambda p, w: reads.append(p) or real(p, w))
+    monkeypatch.setattr(vdir, "_read_many",
+                        lambda f, refs, w: reads.extend(refs) or real_many(f, refs, w))
+    assert env.sync("a").counts == {} and env.sync("b").counts == {}
+    assert reads == []  # a no-op run past the window lists by stat() alone, reads nothing
+    assert env.cards("b")["u1"]["title"] == "Partner"
+
+
 def test_unmapped_properties_survive_a_round_trip(env: VdirEnv) -> None:
     original = (
         "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:rich-1\r\nFN:Ann Rich\r\nN:Rich;Ann;;;\r\n"
@@ -311,7 +385,11 @@ def test_a_value_map_that_gains_an_entry_sends_what_it_left_out(make_env) -> Non
 
 
 def test_records_a_filter_leaves_out_are_not_pending_and_a_linked_record_filtered_out_neither(
-        make_env) -> None:
+        make_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concord.connectors import filestamps
+
+    # exact timestamps: a file is read again only when its stamp changes (as b's c1 below)
+    monkeypatch.setattr(filestamps, "window_of", lambda root: 0)
     env = make_env({"a": {}, "b": {"filter": {"categories": ["Client"]}}})
     env.write("a", "1.vcf", card("Client One", "c1", categories=["Client", "VIP"]))
     env.write("a", "2.vcf", card("Supplier", "s1", categories=["Supplier"]))

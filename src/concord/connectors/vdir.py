@@ -1,10 +1,16 @@
 """vdir: a folder with one file per record, the layout khard, khal and vdirsyncer use: vCards
 (``.vcf``) for clients, contacts and staff, iCalendar objects (``.ics``) for tasks and events.
 
-Versions come from (mtime, inode, size): cheap to list, and any write changes them. The engine
-compares content hashes when a version changes, so a file that was touched but not changed is
-not a change. Writes are atomic (write a temporary file, then link or rename it into place) and
-check the expected version first; properties Concord does not map are kept as they were.
+Versions come from (mtime, inode, size): cheap to list, and a write changes them, except one
+that lands within the same timestamp tick as the write Concord saw, in place and at the same
+size. So a file modified within the racy window of the moment Concord reads or writes it (see
+``filestamps``: probed once per folder, 50 ms where timestamps are fine, 2 s where they are coarse
+or unknown) gets a version that also holds a hash of its content: listings read and hash such
+recent files, and writes compare the hash too. Once the file is older than the window, the
+next run reads it once more and its version is the plain stamp again. The engine compares
+content hashes when a version changes, so a file that was touched but not changed is not a
+change. Writes are atomic (write a temporary file, then link or rename it into place) and check
+the expected version first; properties Concord does not map are kept as they were.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import multiprocessing
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from concord.connectors import filestamps as fs
 from concord.connectors.base import Capabilities, Connector, ConnectorOptions, Item, ItemError
 from concord.errors import ConfigError, ItemInvalid, PreconditionFailed, TerminalError
 from concord.formats import ical, vcard
@@ -53,6 +61,7 @@ class VdirConnector(Connector):
                 raise ConfigError(f"folder {self.root} does not exist", source=f"link {link!r}",
                                   key="options.path", fix="create it or correct the path")
             self.root.mkdir(parents=True, exist_ok=True)
+        self.window = fs.window_of(self.root)
 
     def ext(self, entity: str) -> str:
         return self.fileext or (".ics" if entity in _COMPONENT else ".vcf")
@@ -71,25 +80,36 @@ class VdirConnector(Connector):
 
     def _scan_folder(self, ext: str) -> builtins.list[tuple[str, str]]:
         out: builtins.list[tuple[str, str]] = []
+        window = self.window
+        since = time.time_ns() - window  # files modified after this are read and hashed
         with os.scandir(self.root) as it:
             for e in it:
                 if e.name.endswith(ext) and not e.name.startswith("."):
                     try:
-                        out.append((e.name, _version(e.stat())))
+                        st = e.stat()
                     except FileNotFoundError:
                         continue
+                    version = fs.stamp(st)
+                    if st.st_mtime_ns >= since:
+                        try:
+                            version = fs.read_version(e.path, window)
+                        except FileNotFoundError:
+                            continue
+                        except OSError:  # unreadable: reading it reports why
+                            pass
+                    out.append((e.name, version))
         return out
 
     def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
         pool = _POOL if len(refs) >= PARALLEL_FROM else None
         comp = _COMPONENT.get(entity)
         if pool is None:
-            return _read_many(str(self.root), refs, comp)
+            return _read_many(str(self.root), refs, self.window, comp)
         step = -(-len(refs) // (2 * _WORKERS))
         parts = [refs[i:i + step] for i in range(0, len(refs), step)]
         out: builtins.list[Item | ItemError] = []
         for part in pool.map(_read_many, [str(self.root)] * len(parts), parts,
-                             [comp] * len(parts)):
+                             [self.window] * len(parts), [comp] * len(parts)):
             out.extend(part)
         return out
 
@@ -99,22 +119,41 @@ class VdirConnector(Connector):
             raise ItemInvalid(ref, "not a file name in this folder")
         return self.root / ref
 
-    def _check(self, ref: str, expected: str | None) -> tuple[Path, str]:
+    def _check(self, ref: str, expected: str | None) -> Path:
+        """The file at ``ref`` if it is still at ``expected``. A version with a content hash
+        (the file was recent when Concord saw it) is checked by content as well: a same-size
+        rewrite within the same timestamp tick is a precondition failure, not overwritten."""
         path = self._path(ref)
         try:
             st = path.stat()
         except FileNotFoundError:
             raise PreconditionFailed(ref, expected, None) from None
-        actual = _version(st)
-        if expected is not None and actual != expected:
+        if expected is None:
+            return path
+        stamp, _, digest = expected.partition(":")
+        actual = fs.stamp(st)
+        if actual != stamp:
             raise PreconditionFailed(ref, expected, actual)
-        return path, actual
+        if digest:
+            try:
+                now = fs.digest(path.read_bytes())
+            except FileNotFoundError:
+                raise PreconditionFailed(ref, expected, None) from None
+            if now != digest:
+                raise PreconditionFailed(ref, expected, f"{actual}:{now}")
+        return path
 
-    def _write_tmp(self, text: str) -> Path:
+    def _write_tmp(self, text: str) -> tuple[Path, bytes]:
         tmp = self.root / f".concord-{os.getpid()}-{os.urandom(6).hex()}.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        return tmp
+        data = text.encode("utf-8")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        return tmp, data
+
+    def _written(self, path: Path, data: bytes) -> str:
+        """The version of a file Concord has just written with ``data`` (the hash of what
+        Concord wrote, so a rewrite by someone else right after it is not taken for ours)."""
+        return fs.version(path.stat(), data, self.window)
 
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
         ref = _SAFE.sub("_", ident) + self.ext(entity)
@@ -125,7 +164,7 @@ class VdirConnector(Connector):
             text = ical.build(comp, fields, ident) if comp else vcard.build(fields, ident)
         except ValueError as exc:
             raise ItemInvalid(ref, str(exc)) from exc
-        tmp = self._write_tmp(text)
+        tmp, data = self._write_tmp(text)
         try:
             os.link(tmp, path)  # atomic, and never replaces an existing file
         except FileExistsError:
@@ -135,10 +174,10 @@ class VdirConnector(Connector):
             raise PreconditionFailed(ref, None, "exists") from None
         finally:
             tmp.unlink(missing_ok=True)
-        return ref, _version(path.stat())
+        return ref, self._written(path, data)
 
     def update(self, entity: str, ref: str, item: Item, expected_version: str | None) -> str:
-        path, _ = self._check(ref, expected_version)
+        path = self._check(ref, expected_version)
         old = vcard.decode_bytes(path.read_bytes(), name=str(path))
         comp = _COMPONENT.get(entity)
         try:
@@ -152,14 +191,18 @@ class VdirConnector(Connector):
             ident = item.ident or ref.rsplit(".", 1)[0]
             new = ical.build(comp, fields, ident) if comp else vcard.build(fields, ident)
         if new == old:
-            return _version(path.stat())
-        tmp = self._write_tmp(new)
-        self._check(ref, expected_version)
+            return fs.read_version(str(path), self.window)
+        tmp, data = self._write_tmp(new)
+        try:
+            self._check(ref, expected_version)
+        except PreconditionFailed:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
-        return _version(path.stat())
+        return self._written(path, data)
 
     def delete(self, entity: str, ref: str, expected_version: str | None) -> None:
-        path, _ = self._check(ref, expected_version)
+        path = self._check(ref, expected_version)
         try:
             path.unlink()
         except FileNotFoundError:
@@ -168,7 +211,7 @@ class VdirConnector(Connector):
             raise TerminalError(f"{path}: cannot delete ({exc})") from exc
 
 
-def _read_many(folder: str, refs: Sequence[str], comp: str | None = None
+def _read_many(folder: str, refs: Sequence[str], window: int, comp: str | None = None
                ) -> list[Item | ItemError]:
     """Read and parse the files at ``refs``: vCards, or iCalendar objects holding ``comp``."""
     root = folder + os.sep
@@ -190,13 +233,8 @@ def _read_many(folder: str, refs: Sequence[str], comp: str | None = None
         except (vcard.VCardError, ical.ICalError) as exc:
             out.append(ItemError(ref, str(exc), raw[:2000].decode("utf-8", "replace")))
             continue
-        out.append(Item(ref, _version(st), fields, {}, uid, st.st_mtime))
+        out.append(Item(ref, fs.version(st, raw, window), fields, {}, uid, st.st_mtime))
     return out
-
-
-def _version(st: os.stat_result) -> str:
-    return f"{st.st_mtime_ns}-{st.st_ino}-{st.st_size}"
-
 
 
 #: batches of at least this many files are parsed by worker processes, where a pool runs
