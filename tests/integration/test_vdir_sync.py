@@ -35,7 +35,7 @@ def test_an_edit_in_either_folder_reaches_the_other(env: VdirEnv) -> None:
 
     env.edit("b", "uid2", phones=["999"])
     env.sync_all()
-    assert env.cards("a")["uid2"]["phones"] == ["999"]
+    assert env.cards("a")["uid2"]["phones"] == [{"number": "999"}]
     assert env.cards("a") == env.cards("b")
     assert env.conflicts() == []
 
@@ -45,7 +45,8 @@ def test_new_contact_created_in_b_reaches_a(env: VdirEnv) -> None:
     env.sync_all()
     env.write("b", "new.vcf", card("Newcomer", "new-uid", emails=["n@x.com"]))
     env.sync_all()
-    assert env.cards("a")["new-uid"] == {"name": "Newcomer", "emails": ["n@x.com"]}
+    assert env.cards("a")["new-uid"] == {"name": "Newcomer",
+                                         "emails": [{"address": "n@x.com"}]}
 
 
 def test_edits_to_different_fields_on_both_sides_are_merged(env: VdirEnv) -> None:
@@ -55,9 +56,10 @@ def test_edits_to_different_fields_on_both_sides_are_merged(env: VdirEnv) -> Non
     env.edit("b", "uid1", emails=["new@x.com"])
     env.sync_all()
     for side in ("a", "b"):
-        assert env.cards(side)["uid1"] == {"name": "Person 1", "emails": ["new@x.com"],
-                                           "phones": ["555"]}
-    assert env.hub_records()["uid1"]["phones"] == ["555"]
+        assert env.cards(side)["uid1"] == {"name": "Person 1",
+                                           "emails": [{"address": "new@x.com"}],
+                                           "phones": [{"number": "555"}]}
+    assert env.hub_records()["uid1"]["phones"] == [{"number": "555"}]
     assert env.conflicts() == []
 
 
@@ -436,7 +438,8 @@ def test_pull_link_leaves_hub_edits_pending(make_env) -> None:
     # a later spoke edit merges with the pending hub edit, losing neither
     env.edit("a", "u1", phones=["2"])
     env.sync("a")
-    assert env.hub_records()["u1"] == {"name": "Ann", "phones": ["2"], "title": "Partner"}
+    assert env.hub_records()["u1"] == {"name": "Ann", "phones": [{"number": "2"}],
+                                       "title": "Partner"}
     assert "title" not in env.cards("a")["u1"]
 
 
@@ -625,4 +628,4 @@ def test_same_uid_new_in_both_folders_links_equal_and_conflicts_different(env: V
     [c] = env.conflicts()
     assert c["hub_id"] == "d1" and c["kind"] == "create" and c["winner"] == "hub"
     assert c["kept_values"]["name"] == "Dee from B"
-    assert c["kept_values"]["phones"] == ["2"]
+    assert c["kept_values"]["phones"] == [{"number": "2"}]
