@@ -260,6 +260,8 @@ class Mapping:
                  ref_fields: dict[str, str], *, entity: str | None = None,
                  spoke_shapes: dict[str, str] | None = None, link: str = "") -> None:
         self.entity = entity
+        #: the spoke speaks the model itself (vCard, iCalendar): its values are compact
+        self.native = spoke_shapes is None
         self.lenses: dict[str, Lens] = {}
         plain: dict[str, str] | None
         if cfg.fields is not None:
@@ -388,7 +390,7 @@ class Mapping:
         if not self._filter_ok(out):
             return None
         if self.entity is not None:
-            out = model.normalize(self.entity, out, record=record)
+            out = model.normalize(self.entity, out, record=record, compacted=self.native)
         return out
 
     def settle(self, spoke_fields_as_hub: Fields, base: Fields) -> Fields:
