@@ -299,7 +299,7 @@ def parse(text: str, *, name: str = "vCard", keep_raw: bool = False) -> VCard:
     props: list[Prop] = []
     version = ""
     for n, line in enumerate(lines[1:-1], start=2):
-        colon = _find_colon(line)
+        colon = line.find(":") if '"' not in line else _find_colon(line)
         if colon < 0:
             raise VCardError(f"{name}: line {n} has no ':' ({line[:60]!r}) "
                              "(fix: correct or remove that line)")
@@ -320,10 +320,8 @@ def parse(text: str, *, name: str = "vCard", keep_raw: bool = False) -> VCard:
             raise VCardError(f"{name}: holds more than one vCard (END:{value.strip()} at line "
                              f"{n}) (fix: split it into one file per contact)")
         bare: list[str] = []
-        params = _params(ptext, bare)
-        enc = [v.upper() for v in params.get("ENCODING", [])] + [b for b in bare
-                                                                 if b == "QUOTED-PRINTABLE"]
-        if "QUOTED-PRINTABLE" in enc:
+        params = _params(ptext, bare) if ptext else {}
+        if ptext and "QUOTED-PRINTABLE" in ptext.upper():
             charset = (params.pop("CHARSET", None) or ["utf-8"])[0]
             value = _decode_qp(value, charset)
             value = value.replace("\r\n", "\n").replace("\\", "\\\\").replace("\n", "\\n")
