@@ -1,6 +1,7 @@
 """The dashboard in a real browser: sign in with a token, press a sync button and see it
 disabled while the light goes blue then green, clear a Pending Sync badge with a per-record
-sync, resolve a conflict side by side; all on a phone-sized screen."""
+sync, resolve a conflict side by side (typed values readable, a difference only in what a
+vCard kept beyond the model still shown); all on a phone-sized screen."""
 
 from __future__ import annotations
 
@@ -93,8 +94,14 @@ def test_sync_button_light_pending_badge_and_conflict(page: Any, make_service: A
     page.goto(svc.url + "/conflicts")
     section = page.locator("section.conflict")
     expect(section).to_have_count(1)
-    expect(section.locator("td.hub")).to_have_text("Acme Hub Edit")
-    expect(section.locator("td.spoke")).to_have_text("Acme Office Edit")
+    name = section.locator("tr[data-field=name]")
+    expect(name).to_have_class("differs")
+    expect(name.locator("td.hub")).to_have_text("Acme Hub Edit")
+    expect(name.locator("td.spoke")).to_have_text("Acme Office Edit")
+    # What the vCard held beyond the model reads as a summary, not a dict dump.
+    kept = section.locator("tr[data-field=extras] td.hub")
+    expect(kept).to_contain_text("kept from the vCard")
+    expect(kept).not_to_contain_text("{")
     section.get_by_role("button", name="Keep office").click()
     expect(page.locator(".resolved")).to_contain_text("resolved")
     got = svc.hub.get("client", rec.id)
@@ -126,3 +133,53 @@ def test_standard_user_sees_only_the_client_sync(page: Any, make_service: Any,
     page.goto(svc.url + "/activity")
     expect(page.locator("h1")).to_have_text("Activity")
     expect(page.locator("table.activity")).to_contain_text("sync requested")
+
+
+def test_conflict_only_in_extras_is_shown_readably_and_merged(page: Any, make_service: Any,
+                                                              tmp_path: Path) -> None:
+    folder = tmp_path / "office"
+    folder.mkdir()
+    card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c1\r\nFN:Acme Pty\r\nN:Lee;Ann;;;\r\n"
+            "EMAIL;TYPE=WORK:ann@acme.example\r\n"
+            "ADR;TYPE=WORK:;;1 High St;Sydney;NSW;2000;Australia\r\n"
+            "X-FOO:{x}\r\nitem1.X-ABLabel:Other\r\nEND:VCARD\r\n")
+    (folder / "c1.vcf").write_text(card.format(x="one"))
+    cfg = vdir_config(f"sqlite:///{tmp_path / 'hub.db'}", folder)
+    svc = make_service(cfg, start_scheduler=False, push_on_write=False)
+    sync_link(svc.hub, cfg.links["office"])
+    rec = svc.hub.list_records("client")[0]
+    extras = dict(rec.fields["extras"])
+    extras["props"] = [{**extras["props"][0], "value": "hub edit"}, *extras["props"][1:]]
+    svc.hub.put("client", rec.id, {**rec.fields, "extras": extras})
+    (folder / "c1.vcf").write_text(card.format(x="office edit"))
+    sync_link(svc.hub, cfg.links["office"])
+    sign_in(page, svc, "records:read", "records:write")
+
+    page.goto(svc.url + "/conflicts")
+    section = page.locator("section.conflict")
+    expect(section).to_have_count(1)  # the only difference is in extras: still shown
+    expect(section.locator(".differing")).to_have_text("Differs in: extras")
+    row = section.locator("tr[data-field=extras]")
+    expect(row).to_have_class("differs")
+    hub_side = row.locator("td.hub details.extras")
+    expect(hub_side).to_have_attribute("open", "")
+    expect(hub_side.locator("summary")).to_have_text("2 more properties kept from the vCard")
+    expect(hub_side.locator("li.differs")).to_have_text("X-FOO hub edit")
+    expect(row.locator("td.spoke li.differs")).to_have_text("X-FOO office edit")
+    expect(row).not_to_contain_text("{")
+    emails = section.locator("tr[data-field=emails]")
+    expect(emails.locator("td.hub")).to_have_text("ann@acme.example (work)")
+    expect(emails).not_to_have_class("differs")
+    expect(section.locator("tr[data-field=addresses] td.spoke")).to_have_text(
+        "1 High St, Sydney NSW 2000, Australia (work)")
+    box = section.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390  # fits a phone screen
+
+    # Save merged with the office's kept properties.
+    row.locator("input[type=radio][value=spoke]").check()
+    section.get_by_role("button", name="Save merged").click()
+    expect(page.locator(".resolved")).to_contain_text("resolved")
+    got = svc.hub.get("client", rec.id)
+    assert got is not None and got.fields["extras"]["props"][0]["value"] == "office edit"
+    assert got.fields["emails"] == [{"address": "ann@acme.example", "types": ["work"]}]
+    assert svc.hub.conflicts() == []

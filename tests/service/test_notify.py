@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from concord.config import from_dict
-from concord.sample import ADMIN_EMAIL, create_sample, default_mapping
+from concord.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping
 from tests.integration.sql_helpers import db_exec
 from tests.service.conftest import wait_for
 
@@ -19,8 +19,7 @@ def test_a_change_in_the_practice_database_wakes_the_link(make_service: Any, tmp
     cfg = from_dict({"hub": {"url": f"sqlite:///{tmp_path / 'hub.db'}"}, "links": {"practice": {
         "connector": "sql", "admin": ADMIN_EMAIL, "interval": 3600,
         "options": {"url": practice, "mapping": default_mapping()},
-        "entities": {e: {"direction": "pull", "authority": "spoke"}
-                     for e in ("staff", "client")}}}})
+        "entities": {e: default_entities("pull", "spoke")[e] for e in ("staff", "client")}}}})
     svc = make_service(cfg)
     with svc.client("admin") as admin:
         r = admin.post("/api/v1/links/practice/activate", json={"as": "nobody@example.com"})

@@ -1,7 +1,10 @@
 """The records API on a real hub (SQLite, and PostgreSQL through ``pg_database``): paging,
-filters, ETag / If-Match concurrency, and the derived Pending Sync flag."""
+filters, ETag / If-Match concurrency, the derived Pending Sync flag, and writes whose fields
+do not fit the canonical model refused with 422 naming the field and the fix."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from concord.config import from_dict
 from tests.service.conftest import Served, wait_for, write_vcard
@@ -18,9 +21,10 @@ def test_create_read_update_delete_with_etags(service: Served) -> None:
 
         r = c.put("/api/v1/records/client/acme", json={"fields": {"name": "Acme Ltd"}})
         assert r.status_code == 428 and tag in r.json()["detail"]
-        r = c.patch("/api/v1/records/client/acme", json={"fields": {"phone": "1"}},
+        r = c.patch("/api/v1/records/client/acme", json={"fields": {"phones": [{"number": "1"}]}},
                     headers={"If-Match": tag})
-        assert r.status_code == 200 and r.json()["fields"] == {"name": "Acme", "phone": "1"}
+        assert r.status_code == 200
+        assert r.json()["fields"] == {"name": "Acme", "phones": [{"number": "1"}]}
         new_tag = r.headers["etag"]
         # A second writer still holding the old ETag is refused, not silently applied.
         r = c.put("/api/v1/records/client/acme", json={"fields": {"name": "Lost?"}},
@@ -127,3 +131,73 @@ def test_a_record_the_links_filter_leaves_out_is_not_pending_sync(hub_url, make_
         st = wait_for(lambda: (s := c.get("/api/v1/links/office").json()["status"])
                       ["color"] == "green" and s, what="the light to turn green")
         assert (st["pending"], st["excluded"]) == (0, 0), st
+
+
+def _problems(r: Any) -> dict[str, str]:
+    """A 422's problems by model field."""
+    return {p["field"]: p["msg"] for p in r.json()["detail"]}
+
+
+def test_fields_that_do_not_fit_the_model_are_refused_with_422(service: Served) -> None:
+    with service.client("records:read", "records:write") as c:
+        # An old flat name: 422 naming the field, the model field meant, and the custom field.
+        r = c.post("/api/v1/records/client", json={"id": "acme", "fields": {
+            "name": "Acme", "email": "accounts@acme.example"}})
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert body["entity"] == "client" and body["record"] == "acme"
+        assert "field 'email'" in body["message"] and "fix:" in body["message"]
+        (p,) = body["detail"]
+        assert p["loc"] == ["body", "fields", "email"] and p["type"] == "model"
+        assert "did you mean 'emails'" in p["msg"] and '[{"address"' in p["msg"]
+        assert "custom.email" in p["msg"]
+        assert c.get("/api/v1/records/client/acme").status_code == 404  # nothing written
+
+        r = c.post("/api/v1/records/client", json={"id": "acme", "fields": {
+            "name": "Acme", "emails": [{"address": "accounts@acme.example", "types": ["work"]}],
+            "addresses": [{"street": "1 High St", "locality": "Sydney", "postcode": "2000"}]}})
+        assert r.status_code == 201, r.text
+        tag = r.headers["etag"]
+        # A plain string where the model has a list of typed values (PATCH, then PUT).
+        r = c.patch("/api/v1/records/client/acme", json={"fields": {"emails": "a@acme.example"}},
+                    headers={"If-Match": tag})
+        assert r.status_code == 422, r.text
+        assert "valid list" in _problems(r)["emails"]
+        assert "list of EmailAddress" in _problems(r)["emails"]
+        r = c.put("/api/v1/records/client/acme", json={"fields": {
+            "name": "Acme", "emails": [{"adress": "a@acme.example"}]}}, headers={"If-Match": tag})
+        assert r.status_code == 422, r.text
+        probs = _problems(r)
+        assert "not a key of EmailAddress" in probs["emails.0.adress"]
+        assert "address" in probs["emails.0.adress"]
+        assert probs["emails.0.address"].startswith("Field required")
+        assert r.json()["detail"][0]["loc"][:4] == ["body", "fields", "emails", 0]
+        # A custom field holds one scalar; a nested value is refused by name.
+        r = c.patch("/api/v1/records/client/acme", json={"fields": {"custom.industry": ["a"]}},
+                    headers={"If-Match": tag})
+        assert r.status_code == 422 and "custom.industry" in _problems(r)
+        # Nothing was written by the refused edits: same content, same version.
+        got = c.get("/api/v1/records/client/acme")
+        assert got.headers["etag"] == tag
+        assert got.json()["fields"]["emails"] == [{"address": "accounts@acme.example",
+                                                    "types": ["work"]}]
+        # A required field of another entity type is named too.
+        r = c.post("/api/v1/records/custom_field", json={"fields": {}})
+        assert r.status_code == 422 and _problems(r)["name"].startswith("Field required")
+
+
+def test_openapi_describes_fields_as_an_object_and_the_422(service: Served) -> None:
+    with service.client() as c:
+        spec = c.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for name in ("RecordIn", "RecordPatch"):
+        fields = schemas[name]["properties"]["fields"]
+        assert fields["type"] == "object" and "docs/model.md" in fields["description"]
+        assert "422" in fields["description"]
+    post = spec["paths"]["/api/v1/records/{entity}"]["post"]
+    refusal = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+    assert refusal.endswith("/Refusal")
+    problem = schemas["Problem"]["properties"]
+    assert {"loc", "msg", "type", "field"} <= set(problem)
+    for method in ("put", "patch"):
+        assert "422" in spec["paths"]["/api/v1/records/{entity}/{rid}"][method]["responses"]

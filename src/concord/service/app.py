@@ -17,8 +17,10 @@ from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from concord.hub.store import Hub
+from concord.model import ModelError
 from concord.service import metrics
 from concord.service.api import conflicts, links, records
+from concord.service.api.refusal import model_error_handler
 from concord.service.auth import Principal, TokenVerifier
 from concord.service.deps import ServiceState, require, state
 from concord.service.scheduler import Scheduler, SyncFn
@@ -65,6 +67,8 @@ def create_app(config: Any = None, *, hub: Hub | None = None, sync_fn: SyncFn | 
 
     app = FastAPI(title="Concord", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.concord = st
+    # A write whose fields do not fit the model: 422 naming the field and the fix.
+    app.add_exception_handler(ModelError, model_error_handler)
     app.include_router(records.router)
     app.include_router(links.router)
     app.include_router(conflicts.router)

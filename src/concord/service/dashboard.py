@@ -15,10 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from concord.errors import LinkUnavailable
+from concord.model import ModelError
 from concord.records import ENTITY_TYPES
-from concord.service.api.conflicts import Resolution, conflict_out, resolve
+from concord.service import render
+from concord.service.api.conflicts import ConflictOut, Resolution, conflict_out, load, resolve
 from concord.service.api.links import request_sync, status_out
 from concord.service.api.records import out as records_out
 from concord.service.auth import Principal
@@ -33,6 +36,10 @@ templates = Jinja2Templates(directory=FsPath(__file__).parent / "templates")
 templates.env.filters["when"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S",
                                                          time.localtime(ts)) if ts else ""
 templates.env.globals["LABELS"] = LABELS
+# Typed values readably (render.py): addresses as addresses, extras as a short summary.
+templates.env.filters["show"] = render.show
+templates.env.globals["extras_view"] = render.extras_view
+templates.env.globals["record_title"] = render.title
 
 router = APIRouter(include_in_schema=False)
 
@@ -277,9 +284,63 @@ def conflicts_page(request: Request, p: PageUser) -> Response:
     items = []
     for row in st.hub.conflicts(limit=200):
         c = conflict_out(row)
-        names = sorted(set(c.hub) | set(c.spoke))
-        items.append({"c": c, "names": names})
+        rows = [render.field_row(c.entity, n, c.hub.get(n), c.spoke.get(n))
+                for n in sorted(set(c.hub) | set(c.spoke))]
+        for r in rows:
+            if not r["typed"]:
+                r["merged"] = _as_text(c.hub.get(r["name"], c.spoke.get(r["name"])))
+        items.append({"c": c, "rows": rows,
+                      "differing": [r["name"] for r in rows if r["differs"]]})
     return _page(request, "conflicts.html", p, items=items)
+
+
+def _as_text(v: Any) -> str:
+    """A scalar for the merged column's text box (read back by ``_from_text``)."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _from_text(text: str, sides: list[Any]) -> Any:
+    """The merged column's text as the type the two sides hold (a number stays a number)."""
+    if text == "":
+        return None
+    word = text.strip().lower()
+    for v in sides:
+        if isinstance(v, bool):
+            if word in ("true", "yes"):
+                return True
+            if word in ("false", "no"):
+                return False
+        elif isinstance(v, int):
+            try:
+                return int(word)
+            except ValueError:
+                pass
+        elif isinstance(v, float):
+            try:
+                return float(word)
+            except ValueError:
+                pass
+    return text
+
+
+def _merged(c: ConflictOut, form: Any) -> dict[str, Any]:
+    """The merged values of the side-by-side form: text boxes for plain values, a choice of
+    side for typed values (lists of e-mail addresses, extras…)."""
+    fields: dict[str, Any] = {}
+    for k in form:
+        if not isinstance(k, str):
+            continue
+        if k.startswith("f:"):
+            n = k[2:]
+            fields[n] = _from_text(str(form[k]), [c.hub.get(n), c.spoke.get(n)])
+        elif k.startswith("p:"):
+            n = k[2:]
+            fields[n] = (c.spoke if str(form[k]) == "spoke" else c.hub).get(n)
+    return fields
 
 
 @router.post("/ui/conflicts/{cid}/resolve", response_class=HTMLResponse)
@@ -293,12 +354,14 @@ async def ui_resolve(request: Request, cid: Annotated[int, Path(ge=1, le=2**62)]
         if choose in ("hub", "spoke"):
             res = Resolution.model_validate({"choose": str(choose)})
         else:
-            names = [k[2:] for k in form if isinstance(k, str) and k.startswith("f:")]
-            res = Resolution.model_validate(
-                {"fields": {n: str(form[f"f:{n}"]) or None for n in names}})
+            res = Resolution.model_validate({"fields": _merged(load(st, cid), form)})
         c = resolve(st, cid, res, p)
     except HTTPException as exc:
         return Response(str(exc.detail), status_code=exc.status_code)
+    except ModelError as exc:  # merged values that do not fit the model: named, nothing written
+        return Response(str(exc), status_code=422)
+    except ValidationError as exc:
+        return Response("; ".join(str(e["msg"]) for e in exc.errors()), status_code=422)
     return HTMLResponse(f'<div class="resolved" data-resolved="{c.id}">Conflict {c.id} resolved: '
                         f"{escape(c.resolution or '')}</div>")
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from concord.hub import schema as s
 from concord.service.api.records import FieldValue, _check_values, content_of
+from concord.service.api.refusal import RESPONSES
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state
 
@@ -44,7 +45,8 @@ class ConflictOut(BaseModel):
 
 class Resolution(BaseModel):
     choose: Literal["hub", "spoke"] | None = Field(None, description="keep this side's content")
-    fields: dict[str, FieldValue] | None = Field(None, description="merged field values")
+    fields: dict[str, FieldValue] | None = Field(None, description=(
+        "merged field values in the canonical model (docs/model.md); null clears a field"))
 
     @model_validator(mode="after")
     def one_of(self) -> Resolution:
@@ -78,6 +80,11 @@ def _row(st: ServiceState, cid: int) -> dict[str, Any]:
     if row is None:
         raise HTTPException(404, f"no conflict {cid}")
     return dict(row._mapping)
+
+
+def load(st: ServiceState, cid: int) -> ConflictOut:
+    """One conflict of this practice (404 when there is none)."""
+    return conflict_out(_row(st, cid))
 
 
 @router.get("", response_model=list[ConflictOut], summary="Conflicts (records:read)")
@@ -119,7 +126,7 @@ def resolve(st: ServiceState, cid: int, res: Resolution, p: Principal) -> Confli
     return conflict_out(_row(st, cid))
 
 
-@router.post("/{cid}/resolve", response_model=ConflictOut,
+@router.post("/{cid}/resolve", response_model=ConflictOut, responses=RESPONSES,
              summary="Resolve a conflict by choosing a side or giving merged values "
                      "(records:write)")
 def resolve_conflict(request: Request, cid: ConflictId, body: Resolution,

@@ -4,6 +4,11 @@ Writes go into the hub, and from there to every linked system that receives this
 (a sync of those links is queued). Every update and delete must name the version it
 expects (``If-Match`` with the ETag from a read): a stale one is refused with 412, so an
 edit made elsewhere in the meantime is never silently overwritten.
+
+``fields`` is the record's content in its entity type's canonical model (``docs/model.md``):
+typed values such as ``emails: [{"address": ...}]``, practice fields as ``custom.<name>``.
+The hub validates every write; fields that do not fit are refused with 422, each problem
+naming the field and the fix (``refusal.py``), and nothing is written.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import enum
 from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, select
 
 from concord.hub import schema as s
 from concord.hub.store import RecordWrite, load_content
 from concord.records import ENTITY_TYPES, Record, new_id
+from concord.service.api.refusal import RESPONSES
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state
 from concord.status import pending_ids
@@ -60,22 +66,45 @@ class _Content(BaseModel):
         return v
 
 
+FIELDS_DOC = ("the record's fields, an object: model field -> value, in the canonical model of "
+              "its entity type (docs/model.md). Typed values are objects or lists of them "
+              "(emails: [{\"address\": \"ann@acme.example\", \"types\": [\"work\"]}], "
+              "addresses: [{\"street\": ..., \"locality\": ..., \"postcode\": ...}]); the "
+              "practice's own fields are custom.<name>, one scalar each. Fields that do not fit "
+              "the model are refused with 422 naming the field and the fix.")
+REFS_DOC = "references to other records: name -> hub id (client, partner, manager…); null clears"
+EXAMPLE: dict[str, Any] = {
+    "name": "Acme Pty Ltd", "kind": "org",
+    "emails": [{"address": "accounts@acme.example", "types": ["work"], "pref": 1}],
+    "phones": [{"number": "+61 2 9000 0000", "types": ["work"]}],
+    "addresses": [{"street": "1 High St", "locality": "Sydney", "postcode": "2000"}],
+    "categories": ["audit"], "custom.industry": "Retail"}
+
+
 class RecordIn(_Content):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "acme", "fields": EXAMPLE}]})
+
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,64}$",
                            description="hub id; chosen by the hub when omitted")
-    fields: dict[str, FieldValue] = Field(default_factory=dict)
-    refs: dict[str, str | None] = Field(default_factory=dict)
+    fields: dict[str, FieldValue] = Field(default_factory=dict, description=FIELDS_DOC)
+    refs: dict[str, str | None] = Field(default_factory=dict, description=REFS_DOC)
 
 
 class RecordPatch(_Content):
-    fields: dict[str, FieldValue] = Field(default_factory=dict)
-    refs: dict[str, str | None] = Field(default_factory=dict)
+    model_config = ConfigDict(json_schema_extra={"examples": [{"fields": {
+        "phones": [{"number": "+61 2 9000 0001", "types": ["work"]}], "note": None}}]})
+
+    fields: dict[str, FieldValue] = Field(default_factory=dict, description=FIELDS_DOC + (
+        " In a PATCH, the fields given replace those fields whole (a list is replaced, not "
+        "appended to); null clears a field."))
+    refs: dict[str, str | None] = Field(default_factory=dict, description=REFS_DOC)
 
 
 class RecordOut(BaseModel):
     entity: str
     id: str
-    fields: dict[str, Any]
+    fields: dict[str, Any] = Field(description="the record's fields in the canonical model "
+                                               "(docs/model.md), empty parts left out")
     refs: dict[str, str | None]
     deleted: bool
     seq: int
@@ -212,7 +241,7 @@ def _written(st: ServiceState, response: Response, rec: Record) -> RecordOut:
     return out(st, [rec])[0]
 
 
-@router.post("/{entity}", response_model=RecordOut, status_code=201,
+@router.post("/{entity}", response_model=RecordOut, status_code=201, responses=RESPONSES,
              summary="Create a record (records:write)")
 def create_record(request: Request, response: Response, entity: Entity, body: RecordIn,
                   p: Principal = require("records:write")) -> RecordOut:
@@ -244,7 +273,7 @@ def _update(st: ServiceState, entity: str, rid: str, if_match: str | None, p: Pr
     return rec
 
 
-@router.put("/{entity}/{rid}", response_model=RecordOut,
+@router.put("/{entity}/{rid}", response_model=RecordOut, responses=RESPONSES,
             summary="Replace a record's content (records:write, If-Match required)")
 def replace_record(request: Request, response: Response, entity: Entity, rid: str,
                    body: RecordPatch, if_match: str | None = Header(None),
@@ -254,7 +283,7 @@ def replace_record(request: Request, response: Response, entity: Entity, rid: st
     return _written(st, response, rec)
 
 
-@router.patch("/{entity}/{rid}", response_model=RecordOut,
+@router.patch("/{entity}/{rid}", response_model=RecordOut, responses=RESPONSES,
               summary="Change some fields (records:write, If-Match required; null clears)")
 def patch_record(request: Request, response: Response, entity: Entity, rid: str,
                  body: RecordPatch, if_match: str | None = Header(None),
