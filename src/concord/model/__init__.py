@@ -236,9 +236,16 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None,
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             msg = err["msg"]
-            if err["type"] == "extra_forbidden":
+            if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
                 msg = (f"is not a field of the {entity} model (use one of its fields, or "
-                       f"custom.{loc.split('.')[-1]} for a practice-specific value)")
+                       f"custom.{loc} for a practice-specific value)")
+            elif err["type"] == "extra_forbidden":
+                top = shape(entity, str(err["loc"][0]))
+                item = top.item if top is not None else None
+                keys = ", ".join(item.model_fields) if item is not None and len(
+                    err["loc"]) <= 3 else ""
+                msg = (f"is not a key of {item.__name__ if keys and item else 'this value'}"
+                       + (f" (its keys: {keys})" if keys else ""))
             problems.append((loc, msg))
     if problems:
         raise ModelError(entity, problems, record=record)
