@@ -191,6 +191,15 @@ def _vdir_link(name: str, path: Path, entities: tuple[str, ...]) -> LinkConfig:
                                 for e in entities}, batch_size=50)
 
 
+def _nothing_to_do(hub: Hub, *links: LinkConfig) -> None:
+    """Nothing was garbled into a new version: a second pass finds nothing to do (the
+    malformed files stay quarantined, and are looked at again)."""
+    for link in links:
+        again = sync_link(hub, link)
+        done = {k: n for k, n in again.counts.items() if k != "quarantined" and n}
+        assert again.ok and not done, (link.name, again.counts)
+
+
 def _out_name(hub: Hub, entity: str, src: str, dst: str, ref: str) -> str:
     by_ref = {a.spoke_ref: h for h, a in hub.archive(src, entity).items()}
     return hub.archive(dst, entity)[by_ref[ref]].spoke_ref
@@ -220,11 +229,7 @@ def test_vcards_cross_vdir_hub_vdir_with_every_property(tmp_path: Path) -> None:
         want = vcard21_props(p) if "VERSION:2.1" in src.upper() else vcard_props(src)
         got = vcard_props(out)
         assert got == want, f"{p.name}: {_diff(want, got)}"
-    # nothing garbled into a new version: a second pass changes nothing
-    for link in (la, lb):
-        again = sync_link(hub, link)
-        assert again.ok and not any(k.startswith(("update", "create")) for k in again.counts
-                                    if again.counts[k]), again.counts
+    _nothing_to_do(hub, la, lb)
     hub.close()
 
 
@@ -245,6 +250,7 @@ def test_ical_objects_cross_vdir_hub_vdir_with_every_property(tmp_path: Path) ->
             out = (b / _out_name(hub, entity, la.name, lb.name, p.name)).read_text()
             want, got = ical_props(_text(p)), ical_props(out)
             assert got == want, f"{p.name}: {_diff(want, got)}"
+        _nothing_to_do(hub, la, lb)
     hub.close()
 
 
@@ -326,8 +332,5 @@ def test_ical_objects_cross_caldav_hub_caldav(tmp_path: Path, radicale_server: D
         out = _get(radicale_server, dst_coll, dst[src_by_name[p.name]].spoke_ref)
         want, got = ical_props(held), ical_props(out)
         assert got == want, f"{p.name}: {_diff(want, got)}"
-    for lk in (la, lb):
-        again = sync_link(hub, lk)
-        assert again.ok and not any(k.startswith(("update", "create")) for k in again.counts
-                                    if again.counts[k]), again.counts
+    _nothing_to_do(hub, la, lb)
     hub.close()

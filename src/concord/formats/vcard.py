@@ -226,7 +226,7 @@ def _params(text: str, bare: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if not text:
         return out
-    parts = _split_params(text[1:])
+    parts = _split_quoted(text[1:], ";", keep_quotes=True)
     for part in parts:
         if not part:
             continue
@@ -235,44 +235,30 @@ def _params(text: str, bare: list[str]) -> dict[str, list[str]]:
             bare.append(key.strip().upper())
             continue
         key = key.strip().upper()
-        values = _split_param_values(val)
+        values = _split_quoted(val, ",", keep_quotes=False)
         out.setdefault(key, []).extend(values)
     return out
 
 
-def _split_params(text: str) -> list[str]:
+def _split_quoted(text: str, sep: str, *, keep_quotes: bool) -> list[str]:
+    """Split on ``sep`` outside double quotes (parameter lists and parameter values)."""
     if '"' not in text:
-        return text.split(";")
-    parts, cur, quoted = [], [], False
+        return text.split(sep)
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted
-            cur.append(ch)
-        elif ch == ";" and not quoted:
+            if keep_quotes:
+                cur.append(ch)
+        elif ch == sep and not quoted:
             parts.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
     parts.append("".join(cur))
     return parts
-
-
-def _split_param_values(val: str) -> list[str]:
-    if '"' not in val:
-        return val.split(",")
-    out: list[str] = []
-    cur: list[str] = []
-    quoted = False
-    for ch in val:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
 
 
 def _decode_qp(value: str, charset: str) -> str:
