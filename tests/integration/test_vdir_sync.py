@@ -407,8 +407,8 @@ def test_records_a_filter_leaves_out_are_not_pending_and_a_linked_record_filtere
     env.sync("b")
     assert set(env.cards("b")) == {"c1", "s1"}
     assert light(env, "b")[0].color == "green"
-    # linked records edited out of the filter: b keeps its copies, the edits are not sent,
-    # whether b's run meets them in the hub's feed (s1) or as a touched file (c1)
+    # linked records edited out of the filter leave b, whether b's run meets them in the
+    # hub's feed (s1) or as a touched file (c1); the hub keeps them with their edits
     env.edit("a", "c1", categories=["Former"], title="Left")
     env.edit("a", "s1", categories=["Former"], title="Left")
     env.sync("a")
@@ -416,10 +416,32 @@ def test_records_a_filter_leaves_out_are_not_pending_and_a_linked_record_filtere
     st = p.stat()
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     r = env.sync("b")
-    assert r.counts["not synced"] == 2, r.counts
-    assert "title" not in env.cards("b")["c1"] and "title" not in env.cards("b")["s1"]
+    assert r.counts["remove from spoke"] == 2, r.counts
+    assert set(env.cards("b")) == set()
+    hub = env.hub_records()
+    assert hub["c1"]["categories"] == hub["s1"]["categories"] == ["Former"]
+    assert hub["c1"]["title"] == hub["s1"]["title"] == "Left"
     st, flagged = light(env, "b")
     assert (st.color, st.pending, st.excluded, flagged) == ("green", 0, 3, set()), st.reason
+    assert not env.sync("b").counts.get("create in hub")  # nothing comes back
+
+
+def test_a_spoke_edit_of_a_record_the_hub_moved_out_of_the_filter_is_kept(make_env) -> None:
+    """The hub moves a record out of b's filter while b's copy is edited: the copy leaves b,
+    the hub keeps its own edit, and b's edit is kept in the conflicts log, not lost and not
+    written back over the hub's."""
+    env = make_env({"a": {}, "b": {"filter": {"categories": ["Client"]}}})
+    env.write("a", "1.vcf", card("Client One", "c1", categories=["Client"]))
+    env.sync_all()
+    env.edit("a", "c1", categories=["Former"])
+    env.sync("a")
+    env.edit("b", "c1", title="Edited in b")
+    r = env.sync("b")
+    assert r.ok and r.counts["remove from spoke"] == 1, r.counts
+    assert env.hub_records()["c1"]["categories"] == ["Former"]
+    kept = [c for c in env.conflicts() if c["hub_id"] == "c1"]
+    assert kept and kept[0]["kept_values"]["title"] == "Edited in b"
+    assert "c1" not in env.cards("b")
 
 
 def test_pull_link_leaves_hub_edits_pending(make_env) -> None:
