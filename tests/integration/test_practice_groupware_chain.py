@@ -52,7 +52,7 @@ def _tel(value: str) -> str:
 def chain(tmp_path: Path, radicale_server: DavServer) -> dict[str, Any]:
     practice = f"sqlite:///{tmp_path / 'practice.db'}"
     create_sample(practice, clients_n=60, seed=7)
-    colls = {e: radicale_server.new_collection("card" if e in ("client", "contact") else "cal")
+    colls = {e: radicale_server.new_collection("addressbook" if e in ("client", "contact") else "calendar")
              for e in ("client", "contact", "task", "event")}
     data = examples.practice_groupware(
         practice, radicale_server.url + radicale_server.principal,
