@@ -260,8 +260,6 @@ class Mapping:
                  ref_fields: dict[str, str], *, entity: str | None = None,
                  spoke_shapes: dict[str, str] | None = None, link: str = "") -> None:
         self.entity = entity
-        #: the spoke speaks the model itself (vCard, iCalendar): its values are compact
-        self.native = spoke_shapes is None
         self.lenses: dict[str, Lens] = {}
         plain: dict[str, str] | None
         if cfg.fields is not None:
@@ -332,7 +330,7 @@ class Mapping:
         what the spoke cannot show."""
         if self.fields is None:
             return dict(new)
-        if not current and not self.lenses:
+        if not current:  # a new record: a lens puts a view into nothing as the view itself
             return {k: v for k, v in new.items() if v is not None}
         out = {k: v for k, v in current.items() if k not in self.fields and k not in self.lenses}
         out.update({k: v for k, v in new.items() if v is not None and k not in self.lenses})
@@ -365,7 +363,8 @@ class Mapping:
     # -- spoke side ------------------------------------------------------------------
     def to_hub(self, spoke_fields: Fields, *, record: str | None = None) -> Fields | None:
         """Spoke fields -> hub fields, checked against the model (``model.ModelError`` when
-        they do not fit it); None when a value has no mapping (not synced)."""
+        they do not fit it); None when a value has no mapping (not synced). Codecs and lenses
+        build their typed values without empty parts, so only the top level is cleaned."""
         if self.fields is None:
             out = {k: v for k, v in spoke_fields.items() if v is not None}
         elif self._identity is not None:  # same names both sides: walk the item's own fields
@@ -390,7 +389,7 @@ class Mapping:
         if not self._filter_ok(out):
             return None
         if self.entity is not None:
-            out = model.normalize(self.entity, out, record=record, compacted=self.native)
+            out = model.normalize(self.entity, out, record=record, compacted=True)
         return out
 
     def settle(self, spoke_fields_as_hub: Fields, base: Fields) -> Fields:

@@ -371,6 +371,22 @@ def _uri_value(raw: str, prefix: str) -> str:
     return v[len(prefix):] if v[:len(prefix)].lower() == prefix else v
 
 
+def _typed(key: str | None, value: str | None, types: list[str], pref: int | None,
+           params: dict[str, list[str]], group: str | None) -> dict[str, Any]:
+    """A typed value with no empty parts (built directly: this runs for every e-mail,
+    phone and address of every card read)."""
+    out: dict[str, Any] = {key: value} if key is not None else {}
+    if types:
+        out["types"] = types
+    if pref is not None:
+        out["pref"] = pref
+    if params:
+        out["params"] = params
+    if group:
+        out["group"] = group
+    return out
+
+
 def _fields_of(card: VCard, owned: frozenset[str], owners: list[str] | None = None
                ) -> dict[str, Any]:
     """Model fields of a card; ``owners`` receives, per property, the group of fields it
@@ -420,8 +436,7 @@ def _fields_of(card: VCard, owned: frozenset[str], owners: list[str] | None = No
             if not val:
                 keep(p)
                 continue
-            out.setdefault(fname, []).append(compact({
-                key: val, "types": types, "pref": pref, "params": params, "group": p.group}))
+            out.setdefault(fname, []).append(_typed(key, val, types, pref, params, p.group))
         elif name == "ADR":
             params = dict(p.params)
             types, pref = _types_pref(params, card.version)
@@ -431,8 +446,7 @@ def _fields_of(card: VCard, owned: frozenset[str], owners: list[str] | None = No
                 keep(p)
                 continue
             adr: dict[str, Any] = {k: v for k, v in zip(ADR_PARTS, parts, strict=True) if v}
-            adr.update(compact({"types": types, "pref": pref, "params": params,
-                                "group": p.group}))
+            adr.update(_typed(None, None, types, pref, params, p.group))
             out.setdefault("addresses", []).append(adr)
         elif name == "UID":
             if note_single(p):
