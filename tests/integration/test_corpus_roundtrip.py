@@ -389,3 +389,42 @@ def test_vcards_cross_vdir_hub_carddav_with_every_property(tmp_path: Path,
             assert got == want, f"{p.name}: {_diff(want, got)}"
     _nothing_to_do(hub, la, lb)
     hub.close()
+
+
+def test_vcards_cross_carddav_hub_carddav_with_every_property(
+        tmp_path: Path, radicale_server: DavServer) -> None:
+    """Cards written straight into one Radicale address book reach a second one through the
+    hub: each card there has every property the first one holds."""
+    src, dst = (radicale_server.new_collection("addressbook") for _ in range(2))
+    mine = [p for p in VCARDS if "VERSION:2.1" not in _text(p).upper()
+            and p.name not in REFUSED_VCARDS_BY_RADICALE]
+    with httpx.Client(auth=radicale_server.auth) as c:
+        for p in mine:
+            r = c.put(src + p.name, content=_text(p).encode(),
+                      headers={"Content-Type": "text/vcard; charset=utf-8"})
+            assert r.status_code in (201, 204), (p.name, r.status_code)
+    hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
+
+    def link(name: str, coll: str) -> LinkConfig:
+        return LinkConfig(name=name, connector="carddav", options={
+            "url": radicale_server.url + radicale_server.principal,
+            "username": radicale_server.username, "password": radicale_server.password,
+            "collections": {"contact": coll}},
+            entities={"contact": EntityConfig(direction="two-way", authority="hub")},
+            batch_size=50)
+
+    la, lb = link("src", src), link("dst", dst)
+    assert sync_link(hub, la).ok
+    assert sync_link(hub, lb).ok
+    assert [q["error"] for q in hub.quarantined()] == []
+    by_name = {a.spoke_ref.rsplit("/", 1)[-1]: h for h, a in hub.archive("src", "contact").items()}
+    out = hub.archive("dst", "contact")
+    assert len(out) == len(mine)
+    with httpx.Client(auth=radicale_server.auth) as c:
+        for p in mine:
+            held = c.get(src + p.name).text
+            got = c.get(httpx.URL(dst).join(out[by_name[p.name]].spoke_ref)).text
+            assert vcard_props(got) == vcard_props(held), f"{p.name}: " + _diff(
+                vcard_props(held), vcard_props(got))
+    _nothing_to_do(hub, la, lb)
+    hub.close()

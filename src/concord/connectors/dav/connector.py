@@ -404,9 +404,10 @@ class DavConnector(Connector):
         (Radicale does): 10,000 contacts in seconds instead of one PUT each. The PUT is
         conditional on the empty collection's etag, so nothing written meanwhile is lost;
         None means "not possible here", and the caller writes item by item."""
-        if any(op.item is not None and op.item.fields.get("uid") for op in ops):
+        if any(op.item is not None and _written_uid(op.item.fields, op.ident) != op.ident
+               for op in ops):
             # the server names bulk items by UID: one that is not the hub id (an Outlook
-            # UID) would land where Concord does not look for it
+            # UID, a urn:uuid: UID) would land where Concord does not look for it
             return None
         coll = self.collection(entity)
         if self.client.list_etags(coll):
@@ -506,6 +507,15 @@ def _proppatch(name: str) -> str:
     from concord.connectors.dav import xml as dx
 
     return dx.proppatch_displayname(name)
+
+
+def _written_uid(fields: dict[str, Any], ident: str | None) -> str | None:
+    """The UID a card or event written for ``fields`` carries (see the codecs' ``build``)."""
+    uid = fields.get("uid") or ident
+    forms = (fields.get("extras") or {}).get("forms") or {}
+    if uid and forms.get("UID") == "urn:uuid" and not str(uid).lower().startswith("urn:"):
+        return f"urn:uuid:{uid}"
+    return str(uid) if uid else None
 
 
 def _bind(job: Any, op: WriteOp) -> Any:
