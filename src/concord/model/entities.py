@@ -131,7 +131,11 @@ class TaxReturn(Entity):
     reference: str | None = None
 
 
-class _Timed(Entity):
+class _Scheduled(BaseModel):
+    """What a task, an event and one instance of a recurring event share."""
+
+    model_config = ConfigDict(extra="forbid")
+
     summary: str | None = None
     description: str | None = None
     status: str | None = None
@@ -140,47 +144,21 @@ class _Timed(Entity):
     classification: str | None = Field(default=None, description="PUBLIC | PRIVATE | CONFIDENTIAL")
     url: str | None = None
     sequence: int | None = Field(default=None, ge=0)
-    recurrence: Recurrence | None = None
+    extras: Extras | None = Field(default=None, description="what the source format held beyond the model")
 
 
-class Task(_Timed):
+class Task(Entity, _Scheduled):
     """A to-do. References: ``client``, ``contact``, ``job``, ``assignee`` (staff)."""
 
     start: str | None = None
     due: str | None = None
     completed: str | None = None
     percent_complete: int | None = Field(default=None, ge=0, le=100)
+    recurrence: Recurrence | None = None
 
 
-class EventOverride(BaseModel):
-    """One instance of a recurring event that differs from the rule (RECURRENCE-ID)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    recurrence_id: str
-    range: str | None = Field(default=None, description="THISANDFUTURE")
-    summary: str | None = None
-    description: str | None = None
-    location: str | None = None
-    start: str | None = None
-    end: str | None = None
-    duration: str | None = None
-    all_day: bool | None = None
-    status: str | None = None
-    attendees: list[Attendee] = Field(default_factory=list)
-    organizer: Attendee | None = None
-    categories: list[str] = Field(default_factory=list)
-    priority: int | None = Field(default=None, ge=0, le=9)
-    classification: str | None = None
-    transparency: str | None = None
-    url: str | None = None
-    sequence: int | None = Field(default=None, ge=0)
-    geo: str | None = None
-    extras: Extras | None = None
-
-
-class Event(_Timed):
-    """A calendar event. References: ``client``, ``contact``, ``job``."""
+class _Appointment(_Scheduled):
+    """What an event and one of its changed instances hold."""
 
     location: str | None = None
     start: str | None = None
@@ -191,6 +169,19 @@ class Event(_Timed):
     geo: str | None = None
     organizer: Attendee | None = None
     attendees: list[Attendee] = Field(default_factory=list)
+
+
+class EventOverride(_Appointment):
+    """One instance of a recurring event that differs from the rule (RECURRENCE-ID)."""
+
+    recurrence_id: str
+    range: str | None = Field(default=None, description="THISANDFUTURE")
+
+
+class Event(Entity, _Appointment):
+    """A calendar event. References: ``client``, ``contact``, ``job``."""
+
+    recurrence: Recurrence | None = None
     overrides: list[EventOverride] = Field(default_factory=list)
 
 
