@@ -31,6 +31,7 @@ from typing import Any
 
 import icalendar
 
+from concord.formats.vcard import fold
 from concord.model import compact
 from concord.records import usable_id
 
@@ -468,12 +469,6 @@ def _ptext(params: dict[str, Any] | None) -> str:
     return "".join(out)
 
 
-def _fold(line: str) -> list[str]:
-    from concord.formats.vcard import fold
-
-    return fold(line)
-
-
 def _time_line(name: str, text: str, extra: dict[str, list[str]] | None,
                range_: str | None = None, force_date: bool = False) -> str:
     value, params = _ical_time(text)
@@ -601,7 +596,7 @@ def _component_lines(kind: str, fields: dict[str, Any], uid: str | None, dtstamp
     out.extend(_times_lines("RDATE", list(rec.get("rdates") or [])))
     for p in extras.get("props") or []:
         out.append(f"{p['name']}{_ptext(p.get('params'))}:{p.get('value', '')}")
-    lines = [part for line in out for part in _fold(line)]
+    lines = [part for line in out for part in fold(line)]
     for sub in extras.get("components") or []:
         lines.extend(_text_lines(sub))
     lines.append(f"END:{kind}")
@@ -656,7 +651,7 @@ def build(kind: str, fields: dict[str, Any], uid: str, *, dtstamp: str | None = 
         out.append(f"PRODID:{PRODID}")
     for p in cal_props:
         out.append(f"{p['name']}{_ptext(p.get('params'))}:{p.get('value', '')}")
-    lines = [part for line in out for part in _fold(line)]
+    lines = [part for line in out for part in fold(line)]
     siblings = list(extras.get("siblings") or [])
     have = {m.group(1).strip() for s in siblings
             for m in [re.search(r"^TZID[^:\r\n]*:(.*)$", s, re.M)] if m}

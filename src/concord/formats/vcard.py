@@ -156,8 +156,6 @@ def fold(line: str) -> list[str]:
     return out
 
 
-_fold = fold  # older name, used by the CardDAV connector
-
 
 # -- reading --------------------------------------------------------------------------
 

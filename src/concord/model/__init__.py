@@ -252,11 +252,3 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None,
     out = {k: v for k, v in named.items() if v != [] and v != {}} if compacted else compact(named)
     out.update(custom)
     return out
-
-
-def is_valid(entity: str, fields: dict[str, Any]) -> bool:
-    try:
-        normalize(entity, fields)
-    except ModelError:
-        return False
-    return True

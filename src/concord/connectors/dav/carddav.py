@@ -72,6 +72,6 @@ def _with_client(text: str, entity: str, refs: dict[str, str | None] | None) -> 
         if skipping:
             continue
         if line.strip().upper() == "END:VCARD" and want:
-            out.extend(vcard._fold(f"{X_CLIENT}:{vcard.escape(want)}"))
+            out.extend(vcard.fold(f"{X_CLIENT}:{vcard.escape(want)}"))
         out.append(line)
     return "\r\n".join(out)
