@@ -337,7 +337,6 @@ class EntitySync:
             self.link.name, self.entity, hub_ids=idents)} if idents else {}
         intents = self.hub.intents_for(self.link.name, self.entity, ids) if self.has_intents else {}
         cases: list[_Case] = []
-        left_out: list[tuple[str, int]] = []  # linked, now left out by the link's selection
         claimed = {by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref}
         for it, content in mapped:
             arch = by_ref.get(it.ref)
@@ -360,8 +359,6 @@ class EntitySync:
                     d = decide_removed(ss, content, direction=self.cfg.direction)
                     removed_at = rec.seq if rec is not None else None
                 elif hs == "unchanged" and ss == "unchanged":
-                    if hub_c is None and rec is not None and not rec.deleted:
-                        left_out.append((hub_id, rec.seq))  # edited out of the selection
                     if arch is by_ref.get(it.ref):  # touched, not changed
                         d = Decision("version only", base=base)
                     else:
@@ -400,7 +397,7 @@ class EntitySync:
                 cases.append(_Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
-        self._apply(cases, bad, checkpoint, left_out=left_out)
+        self._apply(cases, bad, checkpoint)
 
     def _own_write(self, it: Item, content: Content, arch: ArchiveRow | None,
                    intents: dict[str, ArchiveRow], linked: dict[str, ArchiveRow]) -> ArchiveRow | None:
