@@ -158,13 +158,7 @@ class VdirConnector(Connector):
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
         ref = _SAFE.sub("_", ident) + self.ext(entity)
         path = self._path(ref)
-        fields = {k: v for k, v in item.fields.items() if v is not None}
-        comp = _COMPONENT.get(entity)
-        try:
-            text = ical.build(comp, fields, ident) if comp else vcard.build(fields, ident)
-        except ValueError as exc:
-            raise ItemInvalid(ref, str(exc)) from exc
-        tmp, data = self._write_tmp(text)
+        tmp, data = self._write_tmp(_render(entity, item, ident, ref))
         try:
             os.link(tmp, path)  # atomic, and never replaces an existing file
         except FileExistsError:
@@ -187,9 +181,7 @@ class VdirConnector(Connector):
         except (vcard.VCardError, ical.ICalError):
             # the file on disk is unreadable: replace it with a fresh one (the engine only
             # writes here when the hub's version won)
-            fields = {k: v for k, v in item.fields.items() if v is not None}
-            ident = item.ident or ref.rsplit(".", 1)[0]
-            new = ical.build(comp, fields, ident) if comp else vcard.build(fields, ident)
+            new = _render(entity, item, item.ident or ref.rsplit(".", 1)[0], ref)
         if new == old:
             return fs.read_version(str(path), self.window)
         tmp, data = self._write_tmp(new)
@@ -209,6 +201,17 @@ class VdirConnector(Connector):
             pass
         except OSError as exc:
             raise TerminalError(f"{path}: cannot delete ({exc})") from exc
+
+
+def _render(entity: str, item: Item, ident: str, ref: str) -> str:
+    """A new file's text for ``item``: a vCard, or an iCalendar object for tasks and events;
+    content no codec can write (an event with no start) is ItemInvalid, quarantined."""
+    fields = {k: v for k, v in item.fields.items() if v is not None}
+    comp = _COMPONENT.get(entity)
+    try:
+        return ical.build(comp, fields, ident) if comp else vcard.build(fields, ident)
+    except ValueError as exc:
+        raise ItemInvalid(ref, str(exc)) from exc
 
 
 def _read_many(folder: str, refs: Sequence[str], window: int, comp: str | None = None

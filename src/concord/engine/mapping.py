@@ -64,7 +64,7 @@ def check_fields(entity: str, fields: MappingABC[str, FieldTarget], *, source: s
                     source=source, key=key,
                     fix=f"declare how they convert: {example} makes it one element; add "
                         'split = "," if it holds several separated by commas')
-            if kind in ("list",) and sh.kind not in ("list", "custom"):
+            if kind == "list" and sh.kind not in ("list", "custom"):
                 raise ConfigError(
                     f"the spoke field {spoke!r} holds a list, but {hub} is a single {sh.kind}",
                     source=source, key=key,
@@ -121,7 +121,6 @@ class Lens:
                  spoke_shapes: dict[str, str] | None) -> None:
         sh = model.shape(entity, hub)
         assert sh is not None
-        self.hub = hub
         self.rules = rules
         self.is_object = sh.kind == "object"
         self.typed = sh.item is not None
@@ -129,7 +128,6 @@ class Lens:
         #: one rule holding every element (split text, or a list at the spoke)
         self.whole = len(rules) == 1 and (rules[0].split is not None
                                           or _spoke_is_list(rules[0], spoke_shapes))
-        self.spoke_fields = [sf for r in rules for sf in r.spoke_fields]
 
     # elements ---------------------------------------------------------------------------
     def _elements(self, value: Any) -> list[Any]:
@@ -305,9 +303,6 @@ class Mapping:
         self._identity: frozenset[str] | None = (
             frozenset(self.fields) if self.fields is not None and not self.lenses
             and all(h == s for h, s in self.fields.items()) else None)
-        names = set(self.fields or ()) | set(self.lenses)
-        self.hub_names: frozenset[str] | None = (
-            frozenset(names) if self.fields is not None else None)
 
     # -- hub side --------------------------------------------------------------------
     def project(self, fields: Fields, refs: dict[str, Any]) -> tuple[Fields, dict[str, Any]]:

@@ -32,7 +32,7 @@ from typing import Any
 import icalendar
 
 from concord.formats.vcard import fold
-from concord.model import compact
+from concord.model import compact, written_uid
 from concord.records import usable_id
 
 FORMAT = "ical"
@@ -644,7 +644,7 @@ def build(kind: str, fields: dict[str, Any], uid: str, *, dtstamp: str | None = 
             "MASTER"):
         raise ICalError(f"event {uid}: has no start (fix: give the event a start date)")
     stamp = dtstamp or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    the_uid = str(fields.get("uid") or uid)
+    the_uid = written_uid(fields, uid)
     cal_props = extras.get("calendar") or []
     out = ["BEGIN:VCALENDAR", "VERSION:2.0"]
     if not any(p["name"] == "PRODID" for p in cal_props):

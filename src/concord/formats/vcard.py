@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from concord.model import compact
+from concord.model import compact, written_uid
 from concord.records import usable_id
 
 FORMAT = "vcard"
@@ -590,9 +590,7 @@ def _groups(fields: dict[str, Any], uid: str) -> tuple[bool, list[tuple[str, lis
         v = fields.get(k)
         return "" if v is None else str(v)
 
-    the_uid = g("uid") or uid
-    if forms.get("UID") == "urn:uuid" and not the_uid.lower().startswith("urn:"):
-        the_uid = "urn:uuid:" + the_uid
+    the_uid = written_uid(fields, uid)
     if the_uid:
         out.append(("UID", [single("UID", escape(the_uid))]))
     kind = g("kind")

@@ -58,6 +58,7 @@ __all__ = [
     "field_names",
     "normalize",
     "shape",
+    "written_uid",
 ]
 
 CUSTOM_PREFIX = "custom."
@@ -89,7 +90,6 @@ class FieldShape:
 
     kind: str  # text | int | number | bool | list | object | custom
     item: type[Value] | None = None  # for list/object: the typed value (None: plain text)
-    description: str = ""
 
     @property
     def is_list(self) -> bool:
@@ -100,27 +100,25 @@ class FieldShape:
         return MAIN_KEY.get(self.item) if self.item is not None else None
 
 
-def _shape_of(annotation: Any, description: str) -> FieldShape:
+def _shape_of(annotation: Any) -> FieldShape:
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, _types.UnionType) and len(args) == 1:
-        return _shape_of(args[0], description)
+        return _shape_of(args[0])
     if origin is list:
         inner = typing.get_args(annotation)[0]
         return FieldShape("list", inner if isinstance(inner, type) and issubclass(inner, Value)
-                          else None, description)
+                          else None)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return FieldShape("object", annotation if issubclass(annotation, Value) else None,
-                          description)
+        return FieldShape("object", annotation if issubclass(annotation, Value) else None)
     name = {str: "text", int: "int", float: "number", bool: "bool"}.get(annotation, "text")
-    return FieldShape(name, None, description)
+    return FieldShape(name)
 
 
 @cache
 def _shapes(entity: str) -> dict[str, FieldShape]:
     model = MODELS[entity]
-    return {name: _shape_of(f.annotation, f.description or "")
-            for name, f in model.model_fields.items()}
+    return {name: _shape_of(f.annotation) for name, f in model.model_fields.items()}
 
 
 def field_names(entity: str) -> tuple[str, ...]:
@@ -252,3 +250,13 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None,
     out = {k: v for k, v in named.items() if v != [] and v != {}} if compacted else compact(named)
     out.update(custom)
     return out
+
+
+def written_uid(fields: dict[str, Any], ident: str) -> str:
+    """The UID a writer gives a record: the source's own ``uid`` when the hub id could not be
+    it, else the hub id (``ident``), in the ``urn:uuid:`` form when the source wrote it so."""
+    uid = str(fields.get("uid") or ident)
+    forms = (fields.get("extras") or {}).get("forms") or {}
+    if uid and forms.get("UID") == "urn:uuid" and not uid.lower().startswith("urn:"):
+        return f"urn:uuid:{uid}"
+    return uid

@@ -37,6 +37,7 @@ from concord.errors import (
     TerminalError,
     TransientError,
 )
+from concord.model import written_uid
 from concord.records import content_hash
 
 
@@ -404,8 +405,8 @@ class DavConnector(Connector):
         (Radicale does): 10,000 contacts in seconds instead of one PUT each. The PUT is
         conditional on the empty collection's etag, so nothing written meanwhile is lost;
         None means "not possible here", and the caller writes item by item."""
-        if any(op.item is not None and _written_uid(op.item.fields, op.ident) != op.ident
-               for op in ops):
+        if any(op.item is not None and op.ident is not None
+               and written_uid(op.item.fields, op.ident) != op.ident for op in ops):
             # the server names bulk items by UID: one that is not the hub id (an Outlook
             # UID, a urn:uuid: UID) would land where Concord does not look for it
             return None
@@ -507,15 +508,6 @@ def _proppatch(name: str) -> str:
     from concord.connectors.dav import xml as dx
 
     return dx.proppatch_displayname(name)
-
-
-def _written_uid(fields: dict[str, Any], ident: str | None) -> str | None:
-    """The UID a card or event written for ``fields`` carries (see the codecs' ``build``)."""
-    uid = fields.get("uid") or ident
-    forms = (fields.get("extras") or {}).get("forms") or {}
-    if uid and forms.get("UID") == "urn:uuid" and not str(uid).lower().startswith("urn:"):
-        return f"urn:uuid:{uid}"
-    return str(uid) if uid else None
 
 
 def _bind(job: Any, op: WriteOp) -> Any:
