@@ -289,12 +289,12 @@ class EntitySync:
                    ) -> tuple[State | Literal["removed"], Content | None]:
         if rec is None or rec.deleted:
             return ("deleted" if arch is not None else "absent"), None
-        proj = self.map.project(rec.fields, rec.refs)
         if not self.map.passes(rec.fields):
             # a linked record the hub moved out of the link's selection (remove_when, a
             # filter, an unmapped value) leaves the spoke; a spoke edit made meanwhile is kept
             # in the conflicts log, never written back over the hub's edit
             return ("absent" if arch is None else "removed"), None
+        proj = self.map.project(rec.fields, rec.refs)
         if arch is None:
             return "changed", proj
         return ("unchanged" if content_hash(*proj) == arch.hash else "changed"), proj
