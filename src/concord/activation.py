@@ -57,7 +57,8 @@ def activate(hub: Hub, link: LinkConfig, *, by: str | None, connector: Connector
     conn = _connector(link, connector)
     try:
         problems: list[str] = list(conn.check())
-        admin_check = getattr(conn, "admin_problem", None)
+        hooks = conn.activation_hooks()
+        admin_check = hooks.admin_problem if hooks is not None else None
         if not problems and admin_check is not None:
             contact = admin_contact(link)
             p = admin_check(contact)
@@ -74,9 +75,8 @@ def activate(hub: Hub, link: LinkConfig, *, by: str | None, connector: Connector
             hub.log_activity(by or "unknown", "activate", link=link.name,
                              detail="; ".join(problems), outcome="refused")
             raise ActivationRefused(link.name, problems)
-        install = getattr(conn, "install", None)
-        if install is not None and link.options.get("capture", "triggers") == "triggers":
-            install()
+        if hooks is not None and link.options.get("capture", "triggers") == "triggers":
+            hooks.install()
     finally:
         if connector is None:
             conn.close()
@@ -126,9 +126,9 @@ def deactivate(hub: Hub, link: LinkConfig, *, by: str | None,
                 hub.save_checkpoint(c, link.name, entity, Checkpoint(cp.hub_seq, None, None))
     conn = _connector(link, connector)
     try:
-        uninstall = getattr(conn, "uninstall", None)
-        if uninstall is not None:
-            uninstall()
+        hooks = conn.activation_hooks()
+        if hooks is not None:
+            hooks.uninstall()
     finally:
         if connector is None:
             conn.close()

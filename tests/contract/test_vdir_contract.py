@@ -8,10 +8,17 @@ from pathlib import Path
 import pytest
 
 from concord.connectors import filestamps
-from concord.connectors.base import Item, ItemError
+from concord.connectors.base import Capabilities, Item, ItemError, WriteOp
 from concord.connectors.vdir import VdirConnector, VdirOptions
-from concord.errors import ConfigError, PreconditionFailed
+from concord.errors import ConfigError, PreconditionFailed, TerminalError
 from tests.contract.base import ConnectorContract
+
+
+def _person(n: int) -> Item:
+    return Item(ref="", version="", fields={
+        "name": f"Person {n}", "emails": [{"address": f"p{n}@example.com"}],
+        "phones": [{"number": f"+44 {n:04d}", "types": ["work", "voice"]}],
+        "org": f"Firm {n % 3}", "note": f"note, {n}; line\nnext"})
 
 
 class TestVdirContract(ConnectorContract):
@@ -25,12 +32,7 @@ class TestVdirContract(ConnectorContract):
 
     @pytest.fixture
     def make_item(self):
-        def make(n: int) -> Item:
-            return Item(ref="", version="", fields={
-                "name": f"Person {n}", "emails": [{"address": f"p{n}@example.com"}],
-                "phones": [{"number": f"+44 {n:04d}", "types": ["work", "voice"]}],
-                "org": f"Firm {n % 3}", "note": f"note, {n}; line\nnext"})
-        return make
+        return _person
 
     # -- vdir specifics beyond the contract -------------------------------------------
     def test_unreadable_file_is_an_item_error_naming_the_file(self, connector, entity) -> None:
@@ -89,3 +91,58 @@ class TestVdirContract(ConnectorContract):
         assert filestamps.window_of(tmp_path) == fine  # once per process and folder
         (tmp_path / "fat").mkdir()
         assert filestamps.window_of(tmp_path / "fat") >= filestamps.RACY_NS  # no tick: coarse
+
+
+# -- the same contract where the capabilities say less: the suite skips what they exclude
+# and checks that it is refused --------------------------------------------------------
+
+class ReadOnlyVdir(VdirConnector):
+    name = "vdir-readonly"
+    capabilities = Capabilities(entities=("contact",), read_only=True)
+
+
+class NoDeleteVdir(VdirConnector):
+    name = "vdir-nodelete"
+    capabilities = Capabilities(entities=("contact",), writes=frozenset({"create", "update"}))
+
+
+class TestReadOnlyVdirContract(ConnectorContract):
+    @pytest.fixture
+    def connector(self, tmp_path: Path) -> VdirConnector:
+        return ReadOnlyVdir(VdirOptions(path=str(tmp_path / "contacts")), link="ro")
+
+    @pytest.fixture
+    def entity(self) -> str:
+        return "contact"
+
+    @pytest.fixture
+    def make_item(self):
+        return _person
+
+    def seed(self, connector: VdirConnector, items: list[Item]) -> list[str]:
+        """Files another program put in the folder."""
+        writer = VdirConnector(VdirOptions(path=str(connector.root)), link="writer")
+        return [writer.create("contact", it, f"seed-{n}")[0] for n, it in enumerate(items)]
+
+    def test_a_seeded_folder_still_refuses_every_write(self, connector, entity,
+                                                       make_item) -> None:
+        refs = self.seed(connector, [make_item(1)])
+        self.test_undeclared_writes_are_refused_on_every_path(connector, entity, make_item)
+        assert [r for r, _ in connector.list(entity)] == refs
+
+
+class TestNoDeleteVdirContract(TestReadOnlyVdirContract):
+    @pytest.fixture
+    def connector(self, tmp_path: Path) -> VdirConnector:
+        return NoDeleteVdir(VdirOptions(path=str(tmp_path / "contacts")), link="nd")
+
+    def test_a_batch_applies_what_is_allowed_and_refuses_the_rest(self, connector, entity,
+                                                                  make_item) -> None:
+        ref, v1 = connector.create(entity, make_item(1), "keep")
+        out = connector.apply(entity, [
+            WriteOp("delete", ref, None, expected_version=v1),
+            WriteOp("create", None, make_item(2), ident="new"),
+        ])
+        assert isinstance(out[0].error, TerminalError) and "delete" in str(out[0].error)
+        assert out[1].error is None and out[1].ref
+        assert set(dict(connector.list(entity))) == {ref, out[1].ref}

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from concord.config import LinkConfig
-from concord.connectors.base import Connector, Item, ItemError, WriteOp, WriteResult
+from concord.connectors.base import (
+    Connector,
+    Item,
+    ItemError,
+    StreamedMigration,
+    WriteOp,
+    WriteResult,
+)
 from concord.engine.decide import (
     Content,
     Decision,
@@ -122,11 +129,11 @@ class EntitySync:
     def run(self) -> EntityResult:
         hub, name, entity = self.hub, self.link.name, self.entity
         cp = hub.checkpoint(name, entity)
-        scan = getattr(self.conn, "scan", None)
-        if (scan is not None and not self.dry_run and cp.spoke_token is None
+        streamed = self.conn.streamed_migration()
+        if (streamed is not None and not self.dry_run and cp.spoke_token is None
                 and self.cfg.direction != "push" and (cp.progress is not None
                                                        or hub.archive_count(name, entity) == 0)):
-            self._migrate(cp)
+            self._migrate(cp, streamed)
             cp = hub.checkpoint(name, entity)
             self.handled.clear()  # rows edited during the migration must be read again now
         hub_seq_now = hub.last_seq()
@@ -203,12 +210,12 @@ class EntitySync:
             if self.unfinished_hub_seq is not None:
                 new_seq = min(new_seq, self.unfinished_hub_seq - 1)
             token = cp.spoke_token if self.unfinished_spoke else ch.token
-            settle = getattr(self.conn, "token_after_writes", None)
-            if (settle is not None and token is not None and self.spoke_written
+            capture = self.conn.change_capture()
+            if (capture is not None and token is not None and self.spoke_written
                     and not self.unfinished_spoke):
                 # move the token past our own writes, so an item we created and someone
                 # then deleted is not lost by servers that omit it from the next diff
-                token = settle(entity, token, self.spoke_written)
+                token = capture.token_after_writes(entity, token, self.spoke_written)
             unchanged = (not self.hub_written and max(new_seq, cp.hub_seq) == cp.hub_seq
                          and token == cp.spoke_token and cp.progress is None)
             if unchanged:  # a no-op run writes nothing, not even its checkpoint
@@ -225,28 +232,28 @@ class EntitySync:
         return self.result
 
     # ------------------------------------------------------------------ first migration
-    def _migrate(self, cp: Checkpoint) -> None:
+    def _migrate(self, cp: Checkpoint, streamed: StreamedMigration) -> None:
         """Stream every spoke item into the hub in committed batches. The change token is
         taken before the scan (so edits made during it are caught by the next pass) and saved
         with the position, so a killed migration resumes after its last committed batch."""
         hub, name, entity = self.hub, self.link.name, self.entity
         progress = cp.progress or {}
         if not progress:
-            token = self.conn.current_token(entity)  # type: ignore[attr-defined]
+            capture = self.conn.change_capture()
+            token = capture.current_token(entity) if capture is not None else None
             progress = {"after": None, "token": token, "done": 0, "start_seq": hub.last_seq(),
                         "written": 0}
             with hub.begin() as conn:
                 hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, None, progress))
         self.total = int(progress.get("total") or 0)
-        count = getattr(self.conn, "count", None)
-        if count is not None:
-            self.total = int(count(entity))
+        counted = streamed.count(entity)
+        if counted is not None:
+            self.total = int(counted)
         self.done = int(progress.get("done") or 0)
-        for batch in self.conn.scan(entity, progress["after"], self.batch):  # type: ignore[attr-defined]
+        for batch in streamed.scan(entity, progress["after"], self.batch):
             if not batch:
                 continue
-            last = batch[-1].ref
-            progress = {**progress, "after": last, "done": self.done + len(batch)}
+            progress = {**progress, "after": batch[-1].ref, "done": self.done + len(batch)}
             self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
             # bounded memory: a scan yields each row once, so nothing of this batch is
             # needed again (children look their parents up in the archive)

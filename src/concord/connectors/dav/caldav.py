@@ -20,8 +20,7 @@ _COMPONENT = {"task": "VTODO", "event": "VEVENT"}
 class CalDAVConnector(DavConnector):
     name: ClassVar[str] = "caldav"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        entities=("task", "event"), incremental=True, batch_writes=True,
-        concurrent_reads=True)
+        entities=("task", "event"), concurrent_reads=True)
     kind: ClassVar[str] = "cal"
     suffix: ClassVar[str] = ".ics"
     content_type: ClassVar[str] = "text/calendar; charset=utf-8"

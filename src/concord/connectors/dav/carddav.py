@@ -18,8 +18,7 @@ from concord.formats import vcard
 class CardDAVConnector(DavConnector):
     name: ClassVar[str] = "carddav"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        entities=("contact", "client"), incremental=True, batch_writes=True,
-        concurrent_reads=True)
+        entities=("contact", "client"), concurrent_reads=True)
     kind: ClassVar[str] = "card"
     suffix: ClassVar[str] = ".vcf"
     content_type: ClassVar[str] = "text/vcard; charset=utf-8"

@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 
 from concord.connectors.base import (
+    ChangeCapture,
     Changes,
     Connector,
     ConnectorOptions,
     Item,
     ItemError,
+    StreamedMigration,
     WriteOp,
     WriteResult,
 )
@@ -75,7 +77,7 @@ class Parsed:
     refs: dict[str, str | None] = field(default_factory=dict)
 
 
-class DavConnector(Connector):
+class DavConnector(Connector, StreamedMigration, ChangeCapture):
     """What CardDAV and CalDAV share."""
 
     name: ClassVar[str] = "dav"
@@ -309,7 +311,9 @@ class DavConnector(Connector):
         """Every item, ``batch`` at a time, in href order, starting after ``after``."""
         refs = sorted(r for r, _ in self.list(entity) if after is None or r > after)
         for i in range(0, len(refs), batch):
-            yield list(self.get(entity, refs[i:i + batch]))
+            # a multiget answers in the server's order: sorted, so the batch's last ref is
+            # the position a resumed migration starts after
+            yield sorted(self.get(entity, refs[i:i + batch]), key=lambda it: it.ref)
 
     # -- writing -------------------------------------------------------------------------
     def _href_for(self, entity: str, ident: str) -> str:
@@ -373,8 +377,6 @@ class DavConnector(Connector):
         self._raw.pop(ref, None)
 
     def apply(self, entity: str, ops: Sequence[WriteOp]) -> builtins.list[WriteResult]:
-        if self.capabilities.read_only:
-            return super().apply(entity, ops)
         if (self.opts.bulk_upload and not self._bulk_refused and len(ops) >= self.opts.bulk_min_items
                 and all(op.kind == "create" for op in ops)):
             done = self._bulk_create(entity, ops)

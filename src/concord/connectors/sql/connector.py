@@ -21,11 +21,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from concord.connectors.base import (
+    ActivationHooks,
     Capabilities,
+    ChangeCapture,
     Changes,
     Connector,
     Item,
     ItemError,
+    StreamedMigration,
     WriteOp,
     WriteResult,
     iter_chunks,
@@ -68,11 +71,10 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     return engine
 
 
-class SQLConnector(Connector):
+class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks):
     name = "sql"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        entities=ENTITY_TYPES, incremental=True, notifies=True, batch_writes=True,
-        concurrent_reads=True)
+        entities=ENTITY_TYPES, notifies=True, concurrent_reads=True)
     Options = SQLOptions
 
     def __init__(self, options: SQLOptions, *, link: str = "") -> None:  # type: ignore[override]
@@ -88,6 +90,12 @@ class SQLConnector(Connector):
         self._has_capture: bool | None = None
 
     # -- plumbing ------------------------------------------------------------------
+    @property
+    def read_only(self) -> bool:
+        """Read-only by option, and always in watermark mode: without the changelog's
+        writer marker Concord's own writes would come back as changes."""
+        return self.opts.read_only or self.opts.capture == "watermark"
+
     @property
     def safe_url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
@@ -271,9 +279,6 @@ class SQLConnector(Connector):
     def apply(self, entity: str, ops: Sequence[WriteOp]) -> builtins.list[WriteResult]:
         """One transaction per batch, a savepoint per write: a failed write is undone
         alone and reported alone; the batch's changelog entries are suppressed."""
-        if self.opts.read_only or self.opts.capture == "watermark":
-            err: ConcordError = TerminalError(f"practice database link {self.link!r} is read-only")
-            return [WriteResult(error=err) for _ in ops]
         from concord.connectors.sql.writer import Writer
 
         wr = Writer(self, self._res(entity))
