@@ -38,6 +38,7 @@ from concord.connectors.sql.options import CUSTOM_PREFIX, SQLOptions
 from concord.connectors.sql.reader import Reader
 from concord.connectors.sql.rows import BadValue, Kind, to_field
 from concord.connectors.sql.schema import Problems, Resolved, resolve
+from concord.demo.sample import sql_url
 from concord.errors import (
     ConcordError,
     ConfigError,
@@ -46,7 +47,6 @@ from concord.errors import (
     TransientError,
 )
 from concord.records import ENTITY_TYPES
-from concord.sample import sql_url
 
 _BOOL = Kind("bool")
 

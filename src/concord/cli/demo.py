@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from concord.sample import ADMIN_EMAIL, default_entities, default_mapping
+from concord.demo.sample import ADMIN_EMAIL, default_entities, default_mapping
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -98,14 +98,14 @@ def demo(
     """Create a sample practice database, activate its link, migrate, and sync edits live."""
     from rich.table import Table
 
-    from concord.activation import ActivationRefused, activate
-    from concord.cli import _print_result, _watch, console, err, run_one
+    from concord.cli.main import _print_result, _watch, console, err, run_one
     from concord.config import load_config
     from concord.connectors.sql import SQLConnector, SQLOptions
+    from concord.demo.sample import create_sample
     from concord.engine import sync_link
     from concord.hub.store import Hub
-    from concord.sample import create_sample
-    from concord.status import link_status
+    from concord.link.activation import ActivationRefused, activate
+    from concord.link.status import link_status
 
     directory.mkdir(parents=True, exist_ok=True)
     practice_db, hub_db, cfg_path = directory / "practice.db", directory / "hub.db", directory / "concord.toml"

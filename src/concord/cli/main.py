@@ -25,7 +25,7 @@ from concord.connectors.base import make_connector
 from concord.engine import RunResult, sync_link
 from concord.errors import ConcordError, LinkLocked
 from concord.hub.store import Hub
-from concord.status import link_status
+from concord.link.status import link_status
 
 app = typer.Typer(help="Concord keeps a practice's records in agreement across its systems.",
                   no_args_is_help=True, add_completion=False)
@@ -224,7 +224,7 @@ def conflicts_resolve(cid: Annotated[int, typer.Argument(help="conflict id")],
                       config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Resolve a conflict: keep the winner, or restore the losing values into the hub
     (the next sync carries them to the other systems)."""
-    from concord.resolve import resolve_conflict
+    from concord.link.resolve import resolve_conflict
 
     _, hub = _load(config)
     try:
@@ -252,14 +252,14 @@ def log(link: Annotated[str | None, typer.Argument()] = None,
 
 def _wire() -> None:
     """Sub-commands that live in their own modules."""
-    from concord.cli_link import link_app
-    from concord.cli_service import serve, token_app
+    from concord.cli.link import link_app
+    from concord.cli.service import serve, token_app
 
     app.add_typer(link_app, name="link")
     app.add_typer(token_app, name="token")
     app.command()(serve)
     try:
-        from concord.cli_demo import demo
+        from concord.cli.demo import demo
     except ImportError:  # pragma: no cover
         return
     app.command()(demo)

@@ -24,9 +24,9 @@ def activate(name: str, who: AsOpt = None,
              migrate: Annotated[bool, typer.Option(help="run the first migration now")] = True,
              config: ConfigOpt = Path("concord.toml")) -> None:
     """Check prerequisites, install change capture and run the first migration."""
-    from concord.activation import ActivationRefused, admin_contact
-    from concord.activation import activate as do_activate
-    from concord.cli import _load, _print_result, console, err, run_one
+    from concord.cli.main import _load, _print_result, console, err, run_one
+    from concord.link.activation import ActivationRefused, admin_contact
+    from concord.link.activation import activate as do_activate
 
     cfg, hub = _load(config)
     link = cfg.link(name)
@@ -45,8 +45,8 @@ def pause(name: str, who: AsOpt = None,
           reason: Annotated[str | None, typer.Option(help="shown in the status")] = None,
           config: ConfigOpt = Path("concord.toml")) -> None:
     """Stop syncing for now; changes keep being recorded and catch up on resume."""
-    from concord.activation import pause as do_pause
-    from concord.cli import _load, console
+    from concord.cli.main import _load, console
+    from concord.link.activation import pause as do_pause
 
     _, hub = _load(config)
     console.print(do_pause(hub, name, by=_by(who), reason=reason).message)
@@ -55,8 +55,8 @@ def pause(name: str, who: AsOpt = None,
 @link_app.command()
 def resume(name: str, who: AsOpt = None, config: ConfigOpt = Path("concord.toml")) -> None:
     """Resume a paused link."""
-    from concord.activation import resume as do_resume
-    from concord.cli import _load, console
+    from concord.cli.main import _load, console
+    from concord.link.activation import resume as do_resume
 
     _, hub = _load(config)
     console.print(do_resume(hub, name, by=_by(who)).message)
@@ -67,8 +67,8 @@ def deactivate(name: str, who: AsOpt = None,
                yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
                config: ConfigOpt = Path("concord.toml")) -> None:
     """Remove change capture from the spoke; the hub keeps every record."""
-    from concord.activation import deactivate as do_deactivate
-    from concord.cli import _load, console
+    from concord.cli.main import _load, console
+    from concord.link.activation import deactivate as do_deactivate
 
     cfg, hub = _load(config)
     link = cfg.link(name)
