@@ -135,7 +135,7 @@ def bench_latency(tmp: Path, url: str, edits: int, name: str) -> list[float]:
     a separate process running the live sync loop (as `concord sync --watch` does)."""
     import sqlalchemy as sa
 
-    from concord.demo.sample import sql_url
+    from concord.connectors.sql.options import sql_url
 
     create_sample(url, clients_n=2000)
     hub_url = f"sqlite:///{tmp / f'hub-{name}.db'}"

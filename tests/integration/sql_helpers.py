@@ -10,12 +10,12 @@ import sqlalchemy as sa
 
 from concord.config import LinkConfig
 from concord.connectors.sql import SQLConnector, SQLOptions
+from concord.connectors.sql.options import sql_url
 from concord.demo.sample import (
     ADMIN_EMAIL,
     create_sample,
     default_entities,
     default_mapping,
-    sql_url,
 )
 from concord.hub.store import Hub
 from concord.link.activation import activate
