@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT))
 
 from concord.config import LinkConfig  # noqa: E402
 from concord.connectors.base import make_connector  # noqa: E402
-from concord.engine import sync_link  # noqa: E402
-from concord.hub.store import Hub  # noqa: E402
-from concord.sample import (  # noqa: E402
+from concord.demo.sample import (  # noqa: E402
     ADMIN_EMAIL,
     create_sample,
     default_entities,
     default_mapping,
 )
+from concord.engine import sync_link  # noqa: E402
+from concord.hub.store import Hub  # noqa: E402
 
 RECORDS_PER_CLIENT = 5.39  # the sample's mapped records per client (measured: 53,888 / 10,000)
 
@@ -56,7 +56,7 @@ def link_for(url: str, entities: list[str] | None = None, batch: int = 2000) -> 
 
 
 def activate(url: str, hub: Hub, link: LinkConfig) -> None:
-    from concord.activation import activate as do
+    from concord.link.activation import activate as do
 
     do(hub, link, by=ADMIN_EMAIL)
 
@@ -135,7 +135,7 @@ def bench_latency(tmp: Path, url: str, edits: int, name: str) -> list[float]:
     a separate process running the live sync loop (as `concord sync --watch` does)."""
     import sqlalchemy as sa
 
-    from concord.sample import sql_url
+    from concord.connectors.sql.options import sql_url
 
     create_sample(url, clients_n=2000)
     hub_url = f"sqlite:///{tmp / f'hub-{name}.db'}"

@@ -1,7 +1,7 @@
 """Ready configurations that `concord init --example NAME` writes, built from the same
 defaults the code and the tests use, so what a user starts from is what is tested.
 
-- ``practice-groupware``: the practice database (the sample schema of ``concord.sample``)
+- ``practice-groupware``: the practice database (the sample schema of ``concord.demo.sample``)
   linked to the hub, and the hub linked to a CardDAV address book (clients and contacts)
   and a CalDAV server (tasks with the practice → groupware status table, events whose
   cancelled appointments are taken off the calendar).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from concord.sample import ADMIN_EMAIL, default_entities, default_mapping
+from concord.demo.sample import ADMIN_EMAIL, default_entities, default_mapping
 
 
 def groupware_links(url: str, username: str | None = None, password: str | None = None,
@@ -81,7 +81,7 @@ HEADER = """\
 
 
 def render(name: str) -> str:
-    from concord.cli_demo import to_toml
+    from concord.cli.demo import to_toml
 
     if name != "practice-groupware":
         raise KeyError(name)

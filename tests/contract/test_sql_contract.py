@@ -9,7 +9,7 @@ import pytest
 
 from concord.connectors.base import Item
 from concord.connectors.sql import SQLConnector, SQLOptions
-from concord.sample import create_sample, default_mapping
+from concord.demo.sample import create_sample, default_mapping
 from tests.contract.base import ConnectorContract
 
 

@@ -8,11 +8,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from concord.activation import activate
 from concord.config import LinkConfig
 from concord.connectors.sql import SQLConnector, SQLOptions
+from concord.connectors.sql.options import sql_url
+from concord.demo.sample import (
+    ADMIN_EMAIL,
+    create_sample,
+    default_entities,
+    default_mapping,
+)
 from concord.hub.store import Hub
-from concord.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping, sql_url
+from concord.link.activation import activate
 
 ENTITY_TABLES = {e: m["table"] for e, m in default_mapping().items()}
 

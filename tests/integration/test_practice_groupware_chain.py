@@ -17,14 +17,14 @@ import pytest
 import vobject
 
 from concord import examples
-from concord.activation import activate
 from concord.config import from_dict
 from concord.connectors.dav import DEFAULT_TASK_STATUS_MAP
+from concord.demo.sample import ADMIN_EMAIL, create_sample
 from concord.engine import sync_link
 from concord.formats.ical import TASK_STATUS_TO_VTODO
 from concord.hub.store import Checkpoint, Hub
-from concord.sample import ADMIN_EMAIL, create_sample
-from concord.status import link_status
+from concord.link.activation import activate
+from concord.link.status import link_status
 from tests.integration.sql_helpers import db_exec, db_rows
 from tests.servers.dav import DavServer
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from concord.cli_demo import demo
-from concord.cli_link import link_app
+from concord.cli.demo import demo
+from concord.cli.link import link_app
 from concord.config import load_config
+from concord.demo.sample import ADMIN_EMAIL
 from concord.hub.store import Hub
-from concord.sample import ADMIN_EMAIL
-from concord.status import link_status
+from concord.link.status import link_status
 
 
 def test_demo_reaches_green_and_shows_edits_arriving(tmp_path: Path,

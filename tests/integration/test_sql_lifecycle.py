@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from concord.activation import ActivationRefused, activate, deactivate, pause, resume
+from concord.demo.sample import ADMIN_EMAIL
 from concord.engine import sync_link
 from concord.errors import LinkUnavailable
-from concord.sample import ADMIN_EMAIL
+from concord.link.activation import ActivationRefused, activate, deactivate, pause, resume
 from tests.integration.sql_helpers import (
     assert_mirrors,
     connector,

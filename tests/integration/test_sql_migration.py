@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from concord.activation import activate
+from concord.demo.sample import ADMIN_EMAIL, create_sample
 from concord.engine import sync_link
 from concord.hub.store import Hub
-from concord.sample import ADMIN_EMAIL, create_sample
+from concord.link.activation import activate
 from tests.integration.sql_helpers import (
     ENTITY_TABLES,
     assert_mirrors,

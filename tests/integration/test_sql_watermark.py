@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from concord.activation import activate
 from concord.config import LinkConfig
+from concord.demo.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping
 from concord.engine import sync_link
 from concord.hub.store import Hub
-from concord.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping
+from concord.link.activation import activate
 from tests.integration.sql_helpers import connector, db_exec, db_rows
 
 

@@ -327,7 +327,7 @@ def test_category_filter(make_env) -> None:
 
 
 def light(env: VdirEnv, name: str, link=None):  # type: ignore[no-untyped-def]
-    from concord.status import link_status, pending_ids
+    from concord.link.status import link_status, pending_ids
 
     link = link or env.cfg.link(name)
     st = link_status(env.hub, name, link)

@@ -10,7 +10,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from concord.cli import app
+from concord.cli.main import app
 from concord.config import Config, from_dict
 from concord.engine import RunResult, sync_link
 from concord.formats import vcard

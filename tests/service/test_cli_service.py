@@ -12,7 +12,7 @@ import httpx
 import typer
 from typer.testing import CliRunner
 
-from concord.cli_service import serve, token_app
+from concord.cli.service import serve, token_app
 from tests.service.conftest import free_port
 
 
@@ -44,7 +44,7 @@ def test_token_create_list_revoke_and_serve(tmp_path: Path) -> None:
     assert "alice" in listed and token not in listed
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "from concord.cli_service import serve; "
+    proc = subprocess.Popen([sys.executable, "-c", "from concord.cli.service import serve; "
                              "import typer; typer.run(serve)", "-c", str(cfg), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -75,7 +75,7 @@ def test_serve_over_tls(tmp_path: Path) -> None:
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "from concord.cli_service import serve; "
+    proc = subprocess.Popen([sys.executable, "-c", "from concord.cli.service import serve; "
                              "import typer; typer.run(serve)", "-c", str(cfg), "--port", str(port),
                              "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

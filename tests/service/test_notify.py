@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from concord.config import from_dict
-from concord.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping
+from concord.demo.sample import ADMIN_EMAIL, create_sample, default_entities, default_mapping
 from tests.integration.sql_helpers import db_exec
 from tests.service.conftest import wait_for
 

@@ -85,7 +85,7 @@ def test_a_read_only_connector_refuses_direct_writes_too(tmp_path: Path) -> None
 
 
 def test_the_practice_database_read_only_option_refuses_every_path(tmp_path: Path) -> None:
-    from concord.sample import create_sample, default_mapping
+    from concord.demo.sample import create_sample, default_mapping
 
     url = f"sqlite:///{tmp_path / 'p.db'}"
     create_sample(url, clients_n=0)

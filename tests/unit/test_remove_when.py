@@ -14,7 +14,7 @@ from concord.engine.decide import decide_removed
 from concord.engine.mapping import Mapping
 from concord.errors import PreconditionFailed, TerminalError
 from concord.hub.store import Hub
-from concord.status import link_status, pending_ids
+from concord.link.status import link_status, pending_ids
 
 STATUS = {"Confirmed": "CONFIRMED", "Completed": "CONFIRMED"}
 

@@ -52,7 +52,7 @@ def _type_name(annotation: Any) -> str:
 
 
 def _practice(entity: str) -> dict[str, str]:
-    from concord.sample import default_fields
+    from concord.demo.sample import default_fields
 
     out: dict[str, str] = {}
     for hub, target in default_fields().get(entity, {}).items():

@@ -18,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from concord.errors import LinkUnavailable
+from concord.link.status import directions
 from concord.model import ModelError
 from concord.records import ENTITY_TYPES
 from concord.service import render
@@ -26,7 +27,6 @@ from concord.service.api.links import request_sync, status_out
 from concord.service.api.records import out as records_out
 from concord.service.auth import Principal
 from concord.service.deps import COOKIE, ServiceState, principal_from, state, sync_scope
-from concord.status import directions
 
 LABELS = {"client": "Clients", "staff": "Staff", "job": "Jobs", "tax_return": "Tax Returns",
           "custom_field": "Custom Fields", "contact": "Contacts", "task": "Tasks",

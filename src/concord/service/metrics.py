@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from concord.hub import schema as s
+from concord.link.status import directions, link_status, pending_count, pending_oldest, selections
 from concord.service.deps import ServiceState
-from concord.status import directions, link_status, pending_count, pending_oldest, selections
 
 
 def _esc(v: Any) -> str:

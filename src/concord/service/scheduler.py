@@ -334,6 +334,6 @@ class Scheduler:
 
     def links_for(self, entity: str) -> list[str]:
         """Links that carry ``entity`` from the hub to their spoke (push or two-way)."""
-        from concord.status import SENDING, directions
+        from concord.link.status import SENDING, directions
 
         return [n for n, cfg in self.links.items() if directions(cfg).get(entity) in SENDING]

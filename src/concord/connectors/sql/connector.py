@@ -34,7 +34,7 @@ from concord.connectors.base import (
     iter_chunks,
 )
 from concord.connectors.sql.capture import IDS, WRITER, Capture, capture_for, capture_tables
-from concord.connectors.sql.options import CUSTOM_PREFIX, SQLOptions
+from concord.connectors.sql.options import CUSTOM_PREFIX, SQLOptions, sql_url
 from concord.connectors.sql.reader import Reader
 from concord.connectors.sql.rows import BadValue, Kind, to_field
 from concord.connectors.sql.schema import Problems, Resolved, resolve
@@ -46,7 +46,6 @@ from concord.errors import (
     TransientError,
 )
 from concord.records import ENTITY_TYPES
-from concord.sample import sql_url
 
 _BOOL = Kind("bool")
 

@@ -102,3 +102,10 @@ class SQLOptions(ConnectorOptions):
             if name not in ENTITY_ORDER:
                 raise ValueError(f"unknown entity type {name!r} in mapping")
         return value
+
+
+def sql_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (the driver Concord ships with)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url

@@ -104,7 +104,7 @@ def resolve(st: ServiceState, cid: int, res: Resolution, p: Principal) -> Confli
     """Keep a side (the run's winner stands, or the loser's kept values are written back)
     or write merged values; then queue a sync so every linked system receives it."""
     from concord.errors import ConcordError
-    from concord.resolve import resolve_conflict
+    from concord.link.resolve import resolve_conflict
 
     row = _row(st, cid)
     if row.get("resolved_at"):

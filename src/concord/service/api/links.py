@@ -12,10 +12,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from concord.errors import ConcordError, LinkUnavailable
+from concord.link.status import directions, link_status
 from concord.records import ENTITY_TYPES
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state, sync_scope
-from concord.status import directions, link_status
 
 router = APIRouter(prefix="/api/v1", tags=["links"])
 
@@ -219,7 +219,7 @@ def _action(st: ServiceState, name: str, outcome: Any) -> LinkActionOut:
 @router.post("/links/{name}/pause", response_model=LinkActionOut, summary="Pause a link (admin)")
 def pause(request: Request, name: str, p: Principal = require("admin"),
           body: LinkActionIn | None = None) -> LinkActionOut:
-    from concord import activation
+    from concord.link import activation
 
     st = state(request)
     _cfg(st, name)
@@ -230,7 +230,7 @@ def pause(request: Request, name: str, p: Principal = require("admin"),
 @router.post("/links/{name}/resume", response_model=LinkActionOut,
              summary="Resume a paused link, ending any rate-limit pause (admin)")
 def resume(request: Request, name: str, p: Principal = require("admin")) -> LinkActionOut:
-    from concord import activation
+    from concord.link import activation
 
     st = state(request)
     _cfg(st, name)
@@ -239,7 +239,7 @@ def resume(request: Request, name: str, p: Principal = require("admin")) -> Link
         st.hub.set_link(name, paused_until=None, pause_reason=None)
         st.hub.log_activity(p.actor, "resume", link=name, outcome="ok",
                             detail="rate-limit pause ended early by an administrator")
-        from concord.activation import Outcome
+        from concord.link.activation import Outcome
 
         return _action(st, name, Outcome(True, f"Link {name!r} resumed."))
     return _action(st, name, activation.resume(st.hub, name, by=p.actor))
@@ -250,7 +250,7 @@ def resume(request: Request, name: str, p: Principal = require("admin")) -> Link
                      "(admin)")
 def activate(request: Request, name: str, p: Principal = require("admin"),
              body: LinkActionIn | None = None) -> LinkActionOut:
-    from concord import activation
+    from concord.link import activation
 
     st = state(request)
     cfg = _cfg(st, name)
@@ -269,7 +269,7 @@ def activate(request: Request, name: str, p: Principal = require("admin"),
 @router.post("/links/{name}/deactivate", response_model=LinkActionOut,
              summary="Deactivate a link: no more runs until activated; records are kept (admin)")
 def deactivate(request: Request, name: str, p: Principal = require("admin")) -> LinkActionOut:
-    from concord import activation
+    from concord.link import activation
 
     st = state(request)
     cfg = _cfg(st, name)

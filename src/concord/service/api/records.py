@@ -22,11 +22,11 @@ from sqlalchemy import Connection, select
 
 from concord.hub import schema as s
 from concord.hub.store import RecordWrite, load_content
+from concord.link.status import pending_ids
 from concord.records import ENTITY_TYPES, Record, new_id
 from concord.service.api.refusal import RESPONSES
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state
-from concord.status import pending_ids
 
 Entity = enum.Enum("Entity", {e: e for e in ENTITY_TYPES}, type=str)  # type: ignore[misc]
 
@@ -312,7 +312,7 @@ def delete_record(request: Request, entity: Entity, rid: str, if_match: str | No
 def sync_record(request: Request, entity: Entity, rid: str,
                 p: Principal = require("sync:run")) -> SyncRequested:
     from concord.errors import LinkUnavailable
-    from concord.status import directions
+    from concord.link.status import directions
 
     st = state(request)
     _get_or_404(st, entity.value, rid)

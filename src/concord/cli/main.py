@@ -6,48 +6,23 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from concord.config import EXAMPLE, Config, LinkConfig, load_config
-from concord.connectors.base import make_connector
-from concord.engine import RunResult, sync_link
+from concord.cli.options import DEFAULT_CONFIG, ConfigOpt, console, err, load
+from concord.cli.running import print_result, run_one, watch_links
+from concord.config import EXAMPLE
 from concord.errors import ConcordError, LinkLocked
-from concord.hub.store import Hub
-from concord.status import link_status
+from concord.link.status import link_status
 
 app = typer.Typer(help="Concord keeps a practice's records in agreement across its systems.",
                   no_args_is_help=True, add_completion=False)
 conflicts_app = typer.Typer(help="List and resolve conflicts (every losing version is kept).",
                             invoke_without_command=True)
 app.add_typer(conflicts_app, name="conflicts")
-console = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="CONCORD_CONFIG",
-                                         help="the configuration file")]
-DEFAULT_CONFIG = Path("concord.toml")
 COLORS = {"green": "green", "blue": "blue", "red": "red"}
-
-
-def _load(config: Path) -> tuple[Config, Hub]:
-    try:
-        cfg = load_config(config)
-        return cfg, Hub(cfg.hub.url, cfg.hub.tenant)
-    except ConcordError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -73,46 +48,6 @@ def init(directory: Annotated[Path, typer.Argument()] = Path("."),
     console.print(f"wrote {target}; edit it, then run [bold]concord sync[/]")
 
 
-def _print_result(r: RunResult, dry_run: bool) -> None:
-    color = {"ok": "green", "dry-run": "cyan", "held": "red", "paused": "yellow"}.get(r.status, "red")
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(r.counts.items()) if v) or "nothing to do"
-    console.print(f"[{color}]{r.link}: {r.status}[/] — {counts}")
-    if r.message and r.status != "ok":
-        console.print(f"  {r.message}")
-    for er in r.entities.values():
-        for e in er.errors[:20]:
-            console.print(f"  [yellow]quarantined[/] {e}")
-        if len(er.errors) > 20:
-            console.print(f"  … and {len(er.errors) - 20} more (see `concord status --json`)")
-        if dry_run:
-            for line in er.plan[:200]:
-                console.print(f"  {er.entity:<10} {line.label:<40} hub={line.hub_id} spoke={line.spoke_ref}")
-            if len(er.plan) > 200:
-                console.print(f"  … {len(er.plan) - 200} more actions")
-
-
-def run_one(hub: Hub, link: LinkConfig, *, entities: list[str] | None = None, dry_run: bool = False,
-            confirm_deletes: bool = False, trigger: str = "cli", show_progress: bool = True,
-            connector: Any = None) -> RunResult:
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                        console=console, transient=True, disable=not show_progress)
-    tasks: dict[str, TaskID] = {}
-    started: dict[str, float] = {}
-
-    def on_progress(entity: str, done: int, total: int) -> None:
-        if entity not in tasks:
-            tasks[entity] = progress.add_task(f"{link.name}/{entity}", total=total or None, rate="")
-            started[entity] = time.perf_counter()
-        rate = done / max(1e-6, time.perf_counter() - started[entity])
-        progress.update(tasks[entity], completed=done, total=total or None, rate=f"{rate:,.0f} rec/s")
-
-    with progress:
-        return sync_link(hub, link, connector, entities=entities, dry_run=dry_run,
-                         confirm_deletes=confirm_deletes, trigger=trigger,
-                         requested_by=os.environ.get("USER", "cli"), progress=on_progress)
-
-
 @app.command()
 def sync(link: Annotated[str | None, typer.Argument(help="the link to sync (default: all)")] = None,
          entity: Annotated[list[str] | None, typer.Option("--entity", "-e", help="only this entity type")] = None,
@@ -121,7 +56,7 @@ def sync(link: Annotated[str | None, typer.Argument(help="the link to sync (defa
          watch: Annotated[bool, typer.Option("--watch", help="keep running: sync each change as it happens")] = False,
          config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Sync one link or all of them (read, plan, guard, apply)."""
-    cfg, hub = _load(config)
+    cfg, hub = load(config)
     links = [cfg.link(link)] if link else list(cfg.links.values())
     if not links:
         err.print("no links configured; add a [links.NAME] table to the config")
@@ -137,36 +72,11 @@ def sync(link: Annotated[str | None, typer.Argument(help="the link to sync (defa
             err.print(f"[red]{lk.name}: error[/] — {exc}")
             failed = True
             continue
-        _print_result(r, dry_run)
+        print_result(r, dry_run)
         failed |= r.status == "error"
     if watch and not dry_run:
-        _watch(hub, links, entity)
+        watch_links(hub, links, entity)
     raise typer.Exit(1 if failed else 0)
-
-
-def _watch(hub: Hub, links: list[LinkConfig], entities: list[str] | None) -> None:
-    """Run each link whenever its spoke signals a change (or its interval passes)."""
-    conns = {lk.name: make_connector(lk.connector, lk.options, link=lk.name) for lk in links}
-    console.print("watching for changes; Ctrl-C to stop")
-    try:
-        while True:
-            for lk in links:
-                wait = lk.interval / max(1, len(links))
-                conns[lk.name].wait_for_change(wait)
-                try:
-                    r = sync_link(hub, lk, conns[lk.name], entities=entities, trigger="watch")
-                except LinkLocked:
-                    continue
-                except ConcordError as exc:
-                    err.print(f"[red]{lk.name}[/]: {exc}")
-                    continue
-                if r.counts or r.status != "ok":
-                    _print_result(r, False)
-    except KeyboardInterrupt:
-        console.print("stopped")
-    finally:
-        for c in conns.values():
-            c.close()
 
 
 @app.command()
@@ -175,7 +85,7 @@ def status(link: Annotated[str | None, typer.Argument()] = None,
            details: Annotated[bool, typer.Option("--details", help="list quarantined records")] = False,
            config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """The status light of each link: green in sync, blue syncing, red with the reason and the fix."""
-    cfg, hub = _load(config)
+    cfg, hub = load(config)
     names = [link] if link else list(cfg.links)
     statuses = [link_status(hub, n, cfg.links.get(n)) for n in names]
     if as_json:
@@ -206,7 +116,7 @@ def conflicts_list(ctx: typer.Context,
     """List open conflicts with the value each side had."""
     if ctx.invoked_subcommand is not None:
         return
-    _, hub = _load(config)
+    _, hub = load(config)
     rows = hub.conflicts(open_only=not all_)
     if not rows:
         console.print("no open conflicts")
@@ -224,9 +134,9 @@ def conflicts_resolve(cid: Annotated[int, typer.Argument(help="conflict id")],
                       config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Resolve a conflict: keep the winner, or restore the losing values into the hub
     (the next sync carries them to the other systems)."""
-    from concord.resolve import resolve_conflict
+    from concord.link.resolve import resolve_conflict
 
-    _, hub = _load(config)
+    _, hub = load(config)
     try:
         msg = resolve_conflict(hub, cid, take=take, by=os.environ.get("USER", "cli"))
     except ConcordError as exc:
@@ -240,7 +150,7 @@ def log(link: Annotated[str | None, typer.Argument()] = None,
         limit: Annotated[int, typer.Option(help="how many runs")] = 20,
         config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """The run journal: every run with who, when, outcome and counts."""
-    _, hub = _load(config)
+    _, hub = load(config)
     t = Table("run", "link", "entity", "trigger", "by", "started", "seconds", "status", "summary")
     for r in hub.runs(link, limit=limit):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"
@@ -252,14 +162,14 @@ def log(link: Annotated[str | None, typer.Argument()] = None,
 
 def _wire() -> None:
     """Sub-commands that live in their own modules."""
-    from concord.cli_link import link_app
-    from concord.cli_service import serve, token_app
+    from concord.cli.link import link_app
+    from concord.cli.service import serve, token_app
 
     app.add_typer(link_app, name="link")
     app.add_typer(token_app, name="token")
     app.command()(serve)
     try:
-        from concord.cli_demo import demo
+        from concord.cli.demo import demo
     except ImportError:  # pragma: no cover
         return
     app.command()(demo)

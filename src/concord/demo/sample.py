@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from concord.connectors.sql.options import sql_url
+
 #: Task statuses of the practice system (seed 003), and their categories.
 TASK_STATUSES = ("Open", "Draft", "In Process", "Canceled", "Completed", "Approved",
                  "Pending Approval", "Rejected")
@@ -375,10 +377,3 @@ def create_sample(url: str, clients_n: int = 1000, seed: int = 1, *,
     finally:
         engine.dispose()
     return counts
-
-
-def sql_url(url: str) -> str:
-    """``postgresql://`` means psycopg 3 here (the driver Concord ships with)."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from concord.sample import ADMIN_EMAIL, default_entities, default_mapping
+from concord.demo.sample import ADMIN_EMAIL, default_entities, default_mapping
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -98,14 +98,15 @@ def demo(
     """Create a sample practice database, activate its link, migrate, and sync edits live."""
     from rich.table import Table
 
-    from concord.activation import ActivationRefused, activate
-    from concord.cli import _print_result, _watch, console, err, run_one
+    from concord.cli.options import console, err
+    from concord.cli.running import print_result, run_one, watch_links
     from concord.config import load_config
     from concord.connectors.sql import SQLConnector, SQLOptions
+    from concord.demo.sample import create_sample
     from concord.engine import sync_link
     from concord.hub.store import Hub
-    from concord.sample import create_sample
-    from concord.status import link_status
+    from concord.link.activation import ActivationRefused, activate
+    from concord.link.status import link_status
 
     directory.mkdir(parents=True, exist_ok=True)
     practice_db, hub_db, cfg_path = directory / "practice.db", directory / "hub.db", directory / "concord.toml"
@@ -135,7 +136,7 @@ def demo(
     t0 = time.perf_counter()
     result = run_one(hub, link)
     took = time.perf_counter() - t0
-    _print_result(result, False)
+    print_result(result, False)
     migrated = sum(er.counts.get("migrated", 0) for er in result.entities.values())
     console.print(f"   {migrated:,} records in {took:.1f} s ({migrated / max(took, 1e-6):,.0f} records/s)")
 
@@ -167,7 +168,7 @@ def demo(
     console.print(f"Try: [bold].venv/bin/concord status --config {cfg_path}[/], or edit {practice_db} "
                   f"and run [bold].venv/bin/concord sync --watch --config {cfg_path}[/]")
     if live:
-        _watch(hub, [link], None)
+        watch_links(hub, [link], None)
 
 
 def _hub_content(hub: Any, entity: str, ref: str) -> Any:

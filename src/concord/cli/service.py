@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from concord.cli.options import DEFAULT_CONFIG, ConfigOpt, console, err, load
 from concord.config import load_config
 from concord.errors import ConcordError
 from concord.hub.store import Hub
@@ -27,25 +27,13 @@ from concord.service.auth import (
     revoke_token,
 )
 
-console = Console()
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="CONCORD_CONFIG",
-                                         help="the configuration file")]
-DEFAULT_CONFIG = Path("concord.toml")
-
 ROLE_HELP = ", ".join(f"{k} ({' '.join(v)})" for k, v in ROLES.items())
 
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 
 
 def _hub(config: Path) -> Hub:
-    try:
-        cfg = load_config(config)
-        return Hub(cfg.hub.url, cfg.hub.tenant)
-    except ConcordError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    return load(config)[1]
 
 
 def serve(config: ConfigOpt = DEFAULT_CONFIG,

@@ -1,0 +1,1 @@
+"""Demo data: the sample practice database generator and its default mapping."""
