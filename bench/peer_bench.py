@@ -58,7 +58,7 @@ def make_source(path: Path, rows: int) -> dict[str, int]:
     client), written with sqlite3 from the sample generator's rows."""
     import sqlalchemy as sa
 
-    from concord.sample import generate_rows, metadata
+    from concord.demo.sample import generate_rows, metadata
 
     engine = sa.create_engine(f"sqlite:///{path}")
     metadata.create_all(engine, tables=[metadata.tables[t] for t in TABLES])
@@ -172,12 +172,12 @@ def run_dlt(src: Path, work: Path, round_no: int) -> dict[str, Any]:
 
 
 def run_concord(src: Path, work: Path, round_no: int) -> dict[str, Any]:
-    from concord.activation import activate
+    from concord.link.activation import activate
     from concord.config import LinkConfig
     from concord.connectors.base import make_connector
     from concord.engine import sync_link
     from concord.hub.store import Hub
-    from concord.sample import ADMIN_EMAIL, default_entities, default_mapping
+    from concord.demo.sample import ADMIN_EMAIL, default_entities, default_mapping
 
     hub_file = work / "hub.db"
     for p in work.glob("hub.db*"):
