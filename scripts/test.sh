@@ -4,7 +4,7 @@
 # 127.0.0.1 and stops by PID. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONCORD_SYSTEM_PACKAGES="postgresql chromium" ./scripts/setup.sh
+CONCORD_SYSTEM_PACKAGES="postgresql chromium dovecot-imapd" ./scripts/setup.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -4,4 +4,5 @@ stopped by PID at the end (see tests/servers/)."""
 pytest_plugins = [
     "tests.servers.postgres",
     "tests.servers.dav",
+    "tests.servers.imap",
 ]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -223,4 +224,40 @@ tokens = Table(
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float),
     Column("last_used_at", Float),
+)
+
+
+#: Content-addressed blobs (e-mail attachments, raw messages): one row per content, named by
+#: its SHA-256, the bytes in ``blob_chunks`` of at most ``BLOB_CHUNK`` bytes each, so a large
+#: attachment is written and read a chunk at a time. The ``blobs`` row is written with the
+#: chunks in one transaction: a blob listed there is whole.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+blob_chunks = Table(
+    "blob_chunks",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("n", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+#: Addresses seen on e-mails that match no contact, kept for review when a link's
+#: ``new_contacts`` option is ``review`` (one row per normalised address).
+contact_candidates = Table(
+    "contact_candidates",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("address", String(320), primary_key=True),
+    Column("name", Text),
+    Column("link", String(64), nullable=False),
+    Column("email_id", String(64), nullable=False),  # the first e-mail it was seen on
+    Column("at", Float, nullable=False),
 )

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from concord.errors import HubError
 from concord.hub import schema as s
+from concord.hub.blobs import BlobsMixin
 from concord.hub.exclusions import ExclusionsMixin
 from concord.hub.journal import JournalMixin
 from concord.model import normalize
@@ -151,7 +152,7 @@ class RecordWrite:
     hash: str | None = None
 
 
-class Hub(JournalMixin, ExclusionsMixin):
+class Hub(JournalMixin, ExclusionsMixin, BlobsMixin):
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,

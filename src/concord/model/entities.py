@@ -203,6 +203,9 @@ class Email(Entity):
     attachments: list[Attachment] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list, description="seen, flagged, answered…")
     folder: str | None = None
+    raw: str | None = Field(default=None, min_length=64, max_length=64, description=(
+        "SHA-256 of the message as received (a hub blob): written to other folders byte for "
+        "byte while the record says what it says"))
 
 
 MODELS: dict[str, type[Entity]] = {
