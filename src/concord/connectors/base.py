@@ -10,7 +10,9 @@ engine treats it as a conflict, never as an overwrite.
 The optional capabilities are small mixins a connector lists in its bases:
 ``StreamedMigration`` (``scan``/``count``: a first migration in key order, resumable),
 ``ChangeCapture`` (``current_token``/``token_after_writes``: changes from a token) and
-``ActivationHooks`` (``admin_problem``/``install``/``uninstall``: ``concord link activate``).
+``ActivationHooks`` (``admin_problem``/``install``/``uninstall``: ``concord link activate``)
+and ``HubBound`` (``bind_hub``/``after_sync``: a connector keeping blobs in the hub, or
+working on hub records after a run).
 Each sets its flag in the class's ``capabilities``; the engine and the link commands ask
 ``connector.streamed_migration()`` and the like, never ``getattr``.
 
@@ -71,6 +73,11 @@ class Changes:
     deleted: set[str] = field(default_factory=set)
     token: str | None = None
     complete: bool = False
+    #: ref -> identity (the ``ident`` its item would have), given when every reference of
+    #: the spoke changed at once (an IMAP folder's new UIDVALIDITY): the engine moves each
+    #: linked record whose hub id is that identity to its new reference, so nothing is
+    #: deleted and created again
+    idents: dict[str, str] = field(default_factory=dict)
 
 
 WriteKind = Literal["create", "update", "delete"]
@@ -99,10 +106,11 @@ class Capabilities:
     and the contract suite read it instead of probing for methods.
 
     A connector declares ``entities`` and the flags it can vouch for (``read_only``,
-    ``writes``, ``notifies``, ``concurrent_reads``). The other three are filled in by the
+    ``writes``, ``notifies``, ``concurrent_reads``). The other four are filled in by the
     base class from the optional capabilities the class declares (mixins below), so they
     can never disagree with the methods: ``streamed`` from ``StreamedMigration``,
-    ``incremental`` from ``ChangeCapture``, ``activation`` from ``ActivationHooks``.
+    ``incremental`` from ``ChangeCapture``, ``activation`` from ``ActivationHooks``,
+    ``hub_bound`` from ``HubBound``.
     Declaring one of them without its mixin is an error when the class is defined.
     """
 
@@ -114,6 +122,7 @@ class Capabilities:
     incremental: bool = False  # ChangeCapture: ``changes`` answers from a token
     streamed: bool = False  # StreamedMigration: a first migration streams in key order
     activation: bool = False  # ActivationHooks: installed and checked by ``link activate``
+    hub_bound: bool = False  # HubBound: bound to the hub, called after each entity's run
 
     def allows(self, kind: WriteKind) -> bool:
         return not self.read_only and kind in self.writes
@@ -170,6 +179,7 @@ _CAPABILITY_METHODS = {
     "current_token": "ChangeCapture", "token_after_writes": "ChangeCapture",
     "admin_problem": "ActivationHooks", "install": "ActivationHooks",
     "uninstall": "ActivationHooks", "capture_installed": "ActivationHooks",
+    "bind_hub": "HubBound", "after_sync": "HubBound",
 }
 
 
@@ -192,7 +202,7 @@ class Connector(ABC):
             cls.apply = _refusing_batch(m)  # type: ignore[method-assign]
         # 2. optional capabilities are declared, never discovered
         mixins = {"StreamedMigration": StreamedMigration, "ChangeCapture": ChangeCapture,
-                  "ActivationHooks": ActivationHooks}
+                  "ActivationHooks": ActivationHooks, "HubBound": HubBound}
         for meth, mixin in _CAPABILITY_METHODS.items():
             if meth in cls.__dict__ and not issubclass(cls, mixins[mixin]):
                 raise TypeError(f"connector {cls.__qualname__} defines {meth}() but does not "
@@ -205,16 +215,18 @@ class Connector(ABC):
             raise TypeError(f"connector {cls.__qualname__}: capabilities must be a Capabilities")
         derived = {"streamed": issubclass(cls, StreamedMigration),
                    "incremental": issubclass(cls, ChangeCapture),
-                   "activation": issubclass(cls, ActivationHooks)}
+                   "activation": issubclass(cls, ActivationHooks),
+                   "hub_bound": issubclass(cls, HubBound)}
         for flag, has in derived.items():
             if getattr(caps, flag) and not has:
                 mixin = {"streamed": "StreamedMigration", "incremental": "ChangeCapture",
-                         "activation": "ActivationHooks"}[flag]
+                         "activation": "ActivationHooks", "hub_bound": "HubBound"}[flag]
                 raise TypeError(f"connector {cls.__qualname__} declares {flag}=True but is not "
                                 f"a {mixin}: add the mixin to its bases or drop the flag")
         cls.capabilities = replace(caps, streamed=derived["streamed"],
                                    incremental=derived["incremental"],
-                                   activation=derived["activation"])
+                                   activation=derived["activation"],
+                                   hub_bound=derived["hub_bound"])
 
     def __init__(self, options: ConnectorOptions, *, link: str = "") -> None:
         self.options = options
@@ -249,6 +261,9 @@ class Connector(ABC):
 
     def activation_hooks(self) -> ActivationHooks | None:
         return cast(ActivationHooks, self) if self.capabilities.activation else None
+
+    def hub_binding(self) -> HubBound | None:
+        return cast(HubBound, self) if self.capabilities.hub_bound else None
 
     # -- reading -----------------------------------------------------------------
     @abstractmethod
@@ -404,6 +419,22 @@ class ActivationHooks(ABC):
         return True
 
 
+class HubBound(ABC):
+    """A connector that keeps part of what it syncs in the hub itself (the IMAP connector's
+    attachments and raw messages in the blob store) or works on hub records after a run
+    (e-mails linked to contacts by address). ``sync_link`` binds the hub before the run and
+    calls ``after_sync`` after each entity type's run."""
+
+    @abstractmethod
+    def bind_hub(self, hub: Any) -> None:
+        """The hub this connector's runs sync with."""
+
+    def after_sync(self, hub: Any, entity: str) -> dict[str, int]:
+        """Work on the hub's records of ``entity`` after the run (from a checkpoint of its
+        own); returns counts for the run's summary."""
+        return {}
+
+
 def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -418,6 +449,7 @@ REGISTRY: dict[str, str] = {
     "sql": "concord.connectors.sql:SQLConnector",
     "carddav": "concord.connectors.dav:CardDAVConnector",
     "caldav": "concord.connectors.dav:CalDAVConnector",
+    "imap": "concord.connectors.imap:ImapConnector",
 }
 ENTRY_POINT_GROUP = "concord.connectors"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")

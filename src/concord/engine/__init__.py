@@ -75,6 +75,9 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
     result = RunResult(name, "dry-run" if dry_run else "ok", run_id=run_id)
     own = connector is None
     conn = connector or make_connector(link.connector, link.options, link=name)
+    bound = conn.hub_binding()
+    if bound is not None:
+        bound.bind_hub(hub)
     held: list[str] = []
 
     def report(entity: str, done: int, total: int) -> None:
@@ -89,6 +92,8 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
                 es = EntitySync(hub, link, conn, entity, dry_run=dry_run,
                                 confirm_deletes=confirm_deletes, progress=report, run_id=run_id)
                 result.entities[entity] = er = es.run()
+                if bound is not None and not dry_run and not er.held:
+                    er.counts.update(bound.after_sync(hub, entity))
             if er.held:
                 held.append(er.held)
     except RateLimited as exc:

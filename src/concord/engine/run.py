@@ -138,6 +138,8 @@ class EntitySync:
             self.handled.clear()  # rows edited during the migration must be read again now
         hub_seq_now = hub.last_seq()
         ch = self.conn.changes(entity, cp.spoke_token)
+        if ch.idents and not self.dry_run:
+            self._relink(ch.idents)
 
         # A. the spoke side: which refs changed, which vanished
         if ch.complete:
@@ -230,6 +232,26 @@ class EntitySync:
                         new_seq = last
                 hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
         return self.result
+
+    def _relink(self, idents: dict[str, str]) -> None:
+        """Every reference of the spoke changed at once (a new IMAP UIDVALIDITY): a linked
+        record whose hub id is an item's identity moves to that item's new reference, its
+        version unknown, so the item is read once more and compared with the base instead of
+        being taken for a delete and a create."""
+        hub, name, entity = self.hub, self.link.name, self.entity
+        arch = hub.archive(name, entity)
+        moved: list[ArchiveRow] = []
+        taken: set[str] = set()
+        for ref, ident in idents.items():
+            a = arch.get(ident)
+            if a is not None and a.spoke_ref != ref and ident not in taken:
+                taken.add(ident)
+                moved.append(ArchiveRow(a.hub_id, ref, None, a.hash, a.base, a.hub_hash))
+        if moved:
+            with hub.begin() as conn:
+                hub.drop_archive(conn, name, entity, [a.hub_id for a in moved])
+                hub.save_archive(conn, name, entity, moved)
+            self.result.counts["relinked (new UIDVALIDITY)"] += len(moved)
 
     # ------------------------------------------------------------------ first migration
     def _migrate(self, cp: Checkpoint, streamed: StreamedMigration) -> None:

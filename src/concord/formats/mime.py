@@ -190,14 +190,15 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
         assert isinstance(msg, EmailMessage)
         text_part = msg.get_body(("plain",))
         html_part = msg.get_body(("html",))
-        for key, part in (("body_text", text_part), ("body_html", html_part)):
-            if part is not None and (t := _text(part)):
+        for key, body_part in (("body_text", text_part), ("body_html", html_part)):
+            if body_part is not None and (t := _text(body_part)):
                 fields[key] = t
         out = Parsed(fields, ident=ident)
         attachments = []
-        for part in _leaves(msg):
-            if part is text_part or part is html_part or part.is_multipart() and (
-                    part.get_content_type() != "message/rfc822"):
+        for leaf in _leaves(msg):
+            part: Message = leaf
+            if part is text_part or part is html_part or (part.is_multipart() and (
+                    part.get_content_type() != "message/rfc822")):
                 continue
             data = _part_bytes(part)
             filename = part.get_filename()

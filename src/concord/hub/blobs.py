@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Iterator
+
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
