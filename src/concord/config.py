@@ -157,7 +157,8 @@ def from_dict(data: dict[str, Any], *, source: str = "<config>", base: Path | No
                 check_fields(entity, ec.fields, source=source,
                              where=f"links.{name}.entities.{entity}.fields")
         for k, v in list(link.options.items()):
-            if isinstance(v, str) and k in ("path", "url", "folder"):
+            if isinstance(v, str) and k in ("path", "url", "folder") and not (
+                    k == "folder" and link.connector == "imap"):  # a mail folder's name
                 if k == "url":
                     link.options[k] = _resolve(v, base)
                 elif not Path(v).is_absolute():
