@@ -63,6 +63,7 @@ log_path = {d}/log
 mail_location = maildir:{d}/mail/%u/Maildir
 first_valid_uid = 1
 mail_max_userip_connections = 200
+mail_fsync = never
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users

@@ -143,6 +143,10 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
         self.highestmodseq = 0
         self.caps: set[str] = set()
         self.hub: Hub | None = None
+        #: X-Concord-Id -> UID of the folder's messages, read once per UIDVALIDITY when the
+        #: first create of a connection needs it, then kept up to date by our appends
+        self._own: dict[str, int] | None = None
+        self._own_validity = 0
         self._lock = threading.RLock()
 
     # -- connection ------------------------------------------------------------------
@@ -372,6 +376,29 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
         c = self.client()
         return sorted(c.search(["HEADER", mime.ID_HEADER, ident]))
 
+    def _own_ids(self) -> dict[str, int]:
+        """Every message of the folder that carries Concord's header: one FETCH of that
+        header for the whole folder instead of a header SEARCH per create."""
+        c = self.client()
+        if self._own is None or self._own_validity != self.uidvalidity:
+            own: dict[str, int] = {}
+            key = b"BODY[HEADER.FIELDS (X-CONCORD-ID)]"
+            got = c.fetch("1:*", [b"BODY.PEEK[HEADER.FIELDS (X-CONCORD-ID)]"]) \
+                if self._exists() else {}
+            for uid, d in sorted(got.items()):
+                m = re.search(rb"(?im)^x-concord-id:[ \t]*(\S+)", d.get(key) or b"")
+                if m:
+                    own.setdefault(m.group(1).decode("ascii", "replace"), uid)
+            self._own, self._own_validity = own, self.uidvalidity
+        return self._own
+
+    def _modseqs(self, uids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for i in range(0, len(uids), 1000):
+            for uid, d in self.client().fetch(list(uids[i:i + 1000]), [b"MODSEQ", b"FLAGS"]).items():
+                out[uid] = self._version(d)
+        return out
+
     def _modseq(self, uid: int) -> str | None:
         got = self.client().fetch([uid], [b"MODSEQ", b"FLAGS"]).get(uid)
         return None if got is None else self._version(got)
@@ -395,14 +422,17 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
             raise ItemInvalid(ref or ident, f"cannot write this e-mail as a message: {exc}",
                               fix="correct the e-mail's fields in the hub") from exc
 
+    def _create(self, item: Item, ident: str) -> int:
+        own = self._own_ids()
+        uid = own.get(ident)
+        if uid is None:  # else: a create whose answer was lost, found again, not appended twice
+            uid = own[ident] = self._append(self._render(item, ident, None),
+                                            item.fields.get("flags") or [], ident)
+        return uid
+
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
         with self._guard("appending"):
-            found = self._find(ident)
-            if found:  # a create whose answer was lost: found again, not appended twice
-                uid = found[-1]
-            else:
-                uid = self._append(self._render(item, ident, None),
-                                   item.fields.get("flags") or [], ident)
+            uid = self._create(item, ident)
             version = self._modseq(uid)
             assert version is not None
             return self._ref(uid), version
@@ -461,6 +491,8 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
                 break
         if new_uid is None:
             new_uid = self._append(data, item.fields.get("flags") or [], ident)
+        if self._own is not None:
+            self._own[ident] = new_uid
         self._store(uid, "+FLAGS.SILENT", ["\\Deleted"], expected, ref)
         self.client().uid_expunge([uid])
         version = self._modseq(new_uid)
@@ -484,12 +516,14 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
 
     def apply(self, entity: str, ops: Sequence[WriteOp]) -> builtins.list[WriteResult]:
         results: builtins.list[WriteResult] = []
-        for op in ops:
+        created: dict[int, int] = {}  # op index -> UID; their versions are read in one FETCH
+        for n, op in enumerate(ops):
             try:
                 if op.kind == "create":
                     assert op.item is not None and op.ident is not None
-                    ref, version = self.create(entity, op.item, op.ident)
-                    results.append(WriteResult(ref=ref, version=version))
+                    with self._guard("appending"):
+                        created[n] = self._create(op.item, op.ident)
+                    results.append(WriteResult(ref=self._ref(created[n])))
                 elif op.kind == "update":
                     assert op.item is not None and op.ref is not None
                     with self._guard("updating"):
@@ -503,6 +537,18 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
                 raise
             except ConcordError as exc:
                 results.append(WriteResult(ref=op.ref, error=exc))
+        if created:
+            with self._guard("reading versions"):
+                versions = self._modseqs(sorted(created.values()))
+            for n, uid in created.items():
+                v = versions.get(uid)
+                if v is None:  # expunged by someone right after our append
+                    if self._own is not None:
+                        self._own = {k: u for k, u in self._own.items() if u != uid}
+                    results[n] = WriteResult(error=TransientError(
+                        f"{self._where()}: appended UID {uid} vanished before it was read"))
+                else:
+                    results[n].version = v
         return results
 
     # -- watching --------------------------------------------------------------------

@@ -68,20 +68,19 @@ class BlobsMixin:
         return len(new)
 
     def blob_chunks(self, sha: str) -> Iterator[bytes]:
-        """The content of blob ``sha``, chunk by chunk (HubError when it is not stored)."""
-        if not self.has_blobs([sha]):
+        """The content of blob ``sha``, chunk by chunk from one query (HubError when it is
+        not stored)."""
+        t = s.blob_chunks
+        q = (select(t.c.data).where(t.c.tenant == self.tenant, t.c.sha256 == sha)
+             .order_by(t.c.n))
+        found = False
+        with self.engine.connect() as c:
+            for row in c.execution_options(yield_per=4).execute(q):
+                found = True
+                yield bytes(row[0])
+        if not found:
             raise HubError(f"blob {sha} is not in the hub (fix: sync the e-mail that holds it "
                            "again from its folder)")
-        t = s.blob_chunks
-        n = 0
-        while True:
-            with self.engine.connect() as c:
-                row = c.execute(select(t.c.data).where(t.c.tenant == self.tenant,
-                                                       t.c.sha256 == sha, t.c.n == n)).first()
-            if row is None:
-                return
-            yield bytes(row[0])
-            n += 1
 
     def blob(self, sha: str) -> bytes:
         return b"".join(self.blob_chunks(sha))
