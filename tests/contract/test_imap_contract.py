@@ -182,7 +182,7 @@ class TestImapContract(ConnectorContract):
     def test_changes_report_expunges_through_vanished(self, connector, entity,
                                                       dovecot_server) -> None:
         token = connector.changes(entity, None).token
-        ref, v = connector.create(entity, make_email(1), "x1")
+        ref, _ = connector.create(entity, make_email(1), "x1")
         ch = connector.changes(entity, token)
         assert not ch.complete and set(ch.changed) == {ref}
         uid = int(ref.split(":")[1])

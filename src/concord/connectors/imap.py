@@ -515,28 +515,35 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
             self.client().uid_expunge([uid])
 
     def apply(self, entity: str, ops: Sequence[WriteOp]) -> builtins.list[WriteResult]:
-        results: builtins.list[WriteResult] = []
+        results: builtins.list[WriteResult] = [WriteResult() for _ in ops]
         created: dict[int, int] = {}  # op index -> UID; their versions are read in one FETCH
+        if "MULTIAPPEND" in self.caps:
+            with self._guard("appending"):
+                created = self._multiappend(ops, results)
         for n, op in enumerate(ops):
+            if n in created or results[n].error is not None:
+                if n in created:
+                    results[n] = WriteResult(ref=self._ref(created[n]))
+                continue
             try:
                 if op.kind == "create":
                     assert op.item is not None and op.ident is not None
                     with self._guard("appending"):
                         created[n] = self._create(op.item, op.ident)
-                    results.append(WriteResult(ref=self._ref(created[n])))
+                    results[n] = WriteResult(ref=self._ref(created[n]))
                 elif op.kind == "update":
                     assert op.item is not None and op.ref is not None
                     with self._guard("updating"):
                         ref, version = self._update(op.ref, op.item, op.expected_version)
-                    results.append(WriteResult(ref=ref, version=version))
+                    results[n] = WriteResult(ref=ref, version=version)
                 else:
                     assert op.ref is not None
                     self.delete(entity, op.ref, op.expected_version)
-                    results.append(WriteResult(ref=op.ref))
+                    results[n] = WriteResult(ref=op.ref)
             except TransientError:
                 raise
             except ConcordError as exc:
-                results.append(WriteResult(ref=op.ref, error=exc))
+                results[n] = WriteResult(ref=op.ref, error=exc)
         if created:
             with self._guard("reading versions"):
                 versions = self._modseqs(sorted(created.values()))
@@ -550,6 +557,51 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
                 else:
                     results[n].version = v
         return results
+
+    def _multiappend(self, ops: Sequence[WriteOp], results: builtins.list[WriteResult]
+                     ) -> dict[int, int]:
+        """The batch's creates in one MULTIAPPEND (one round trip, one commit at the server);
+        their UIDs from its APPENDUID set, in order. Creates found already (a lost answer)
+        are not appended again; one that cannot be rendered fails alone."""
+        own = self._own_ids()
+        created: dict[int, int] = {}
+        todo: builtins.list[tuple[int, str, bytes, builtins.list[str]]] = []
+        for n, op in enumerate(ops):
+            if op.kind != "create" or op.item is None or op.ident is None:
+                continue
+            if op.ident in own:
+                created[n] = own[op.ident]
+                continue
+            try:
+                data = self._render(op.item, op.ident, None)
+            except ItemInvalid as exc:
+                results[n] = WriteResult(error=exc)
+                continue
+            todo.append((n, op.ident, data, _flags_out(op.item.fields.get("flags") or [])))
+        if not todo:
+            return created
+        c = self.client()
+        got = c.multiappend(self.folder, [{"msg": d, "flags": f} for _, _, d, f in todo])
+        answer = b" ".join(x for x in got[1] if isinstance(x, bytes)) \
+            if isinstance(got, tuple) else (got or b"")
+        m = re.search(rb"APPENDUID (\d+) ([\d:,]+)", answer)
+        uids: builtins.list[int] = []
+        if m and int(m.group(1)) == self.uidvalidity:
+            for part in m.group(2).split(b","):
+                a, _, b = part.partition(b":")
+                lo, hi = int(a), int(b or a)
+                uids.extend(range(lo, hi + 1) if lo <= hi else range(lo, hi - 1, -1))
+        if len(uids) != len(todo):  # no usable APPENDUID: find them by their header
+            self._own = None
+            own = self._own_ids()
+            uids = [own.get(ident, 0) for _, ident, _, _ in todo]
+        for (n, ident, _, _), uid in zip(todo, uids, strict=True):
+            if uid:
+                created[n] = self._own_ids()[ident] = uid
+            else:
+                results[n] = WriteResult(error=TransientError(
+                    f"{self._where()}: appended message {ident} not found again"))
+        return created
 
     # -- watching --------------------------------------------------------------------
     def wait_for_change(self, timeout: float) -> bool:
@@ -587,7 +639,7 @@ class _Guard:
         self.conn._lock.release()
         if exc is None or isinstance(exc, ConcordError):
             return False
-        if isinstance(exc, OSError | imap_errors.AbortError | socket.timeout):
+        if isinstance(exc, OSError | imap_errors.IMAPClientAbortError | socket.timeout):
             self.conn._c = None
             raise TransientError(f"{self.conn._where()}: connection lost while {self.what} "
                                  f"({exc}); the next run reconnects") from exc
