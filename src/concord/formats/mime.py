@@ -168,6 +168,14 @@ def _part_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+def _check(msg: Message, name: str) -> None:
+    fatal = [d for d in _defects(msg) if isinstance(d, _FATAL)]
+    if fatal or not msg.keys():
+        what = "; ".join(f"{type(d).__name__}: {d}" for d in fatal) or "no headers"
+        raise MimeError(f"{name}: malformed MIME ({what}) (fix: repair or delete the "
+                        "message in the folder; the rest of the folder syncs)")
+
+
 def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed:
     """The record fields of the message ``raw``; ``name`` says which message in errors.
     An attachment larger than ``max_attachment`` bytes is refused (MimeError)."""
@@ -176,11 +184,7 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
         raise MimeError(f"{name}: the message is empty (fix: delete it from the folder)")
     try:
         msg = _PARSER.parsebytes(body)
-        fatal = [d for d in _defects(msg) if isinstance(d, _FATAL)]
-        if fatal or not msg.keys():
-            what = "; ".join(f"{type(d).__name__}: {d}" for d in fatal) or "no headers"
-            raise MimeError(f"{name}: malformed MIME ({what}) (fix: repair or delete the "
-                            "message in the folder; the rest of the folder syncs)")
+        _check(msg, name)
         fields: Fields = {}
         heads = _headers(msg)
         for key, header in (("message_id", "message-id"), ("subject", "subject"),
@@ -245,6 +249,7 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
             attachments.append(att)
         if attachments:
             fields["attachments"] = attachments
+        _check(msg, name)  # decoding the parts notes bad base64 as defects
         if BUILT_HEADER.lower() not in heads:
             sha = digest(body)
             out.blobs[sha] = body

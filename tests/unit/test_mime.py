@@ -1,0 +1,94 @@
+"""The MIME codec (formats/mime.py): what a message says as an e-mail record, and back."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from concord import model
+from concord.formats import mime
+
+PDF = b"%PDF-1.4\x00\x01binary" * 300
+
+
+def blobs_of(*datas: bytes) -> dict[str, bytes]:
+    return {hashlib.sha256(d).hexdigest(): d for d in datas}
+
+
+RECORD = {
+    "message_id": "<x1@client.example>", "subject": "Réunion: accounts",
+    "sender": {"address": "ann@client.example", "name": "Ann Bé"},
+    "to": [{"address": "pat@firm.example"}, {"address": "kim@firm.example", "name": "Kim, K"}],
+    "cc": [{"address": "c@client.example"}], "date": "2026-03-01T09:00:00Z",
+    "in_reply_to": "<x0@firm.example>", "references": ["<x-1@firm.example>", "<x0@firm.example>"],
+    "body_text": "Hello,\nsee attached.", "body_html": "<p>Hello</p>",
+    "attachments": [{"filename": "accounts.pdf", "content_type": "application/pdf",
+                     "size": len(PDF), "sha256": hashlib.sha256(PDF).hexdigest()}],
+}
+
+
+def test_a_built_message_reads_back_to_the_same_record() -> None:
+    store = blobs_of(PDF)
+    raw = mime.build(RECORD, "hub-1", store.__getitem__)
+    got = mime.parse(raw, name="m")
+    assert got.ident == "hub-1"
+    assert got.fields == RECORD  # no raw: a built message is all in its fields
+    assert model.normalize("email", got.fields) == got.fields
+    assert got.blobs == store
+
+
+def test_a_received_message_keeps_its_bytes_and_is_written_back_unchanged() -> None:
+    raw = (b"From: =?utf-8?q?Ann_B=C3=A9?= <Ann@Client.example>\r\nTo: pat@firm.example\r\n"
+           b"Subject: =?utf-8?b?UsOpdW5pb24=?=\r\nMessage-ID: <r1@client.example>\r\n"
+           b"Date: Mon, 02 Mar 2026 10:00:00 +0100\r\nX-Mailer: Odd Client 1.0\r\n\r\n"
+           b"Line one\r\nLine two\r\n")
+    got = mime.parse(raw, name="m")
+    assert got.fields["subject"] == "Réunion"
+    assert got.fields["sender"] == {"address": "Ann@Client.example", "name": "Ann Bé"}
+    assert got.fields["date"] == "2026-03-02T09:00:00Z"
+    assert got.fields["body_text"] == "Line one\nLine two"
+    assert got.fields["raw"] == hashlib.sha256(raw).hexdigest()
+    store = dict(got.blobs)
+    again = mime.build(got.fields, "hub-2", store.__getitem__)
+    assert mime.strip_own_header(again) == (raw, "hub-2")  # byte for byte, plus our header
+    # edited in the hub: built afresh, the edit carried, no X-Mailer of the old message
+    edited = mime.build({**got.fields, "subject": "Réunion (2)"}, "hub-2", store.__getitem__)
+    assert b"X-Concord-Built" in edited and b"Odd Client" not in edited
+    assert mime.parse(edited, name="m").fields["subject"] == "Réunion (2)"
+
+
+def test_the_same_attachment_is_one_blob() -> None:
+    store = blobs_of(PDF)
+    a = mime.parse(mime.build({**RECORD, "message_id": "<a@x>"}, "a", store.__getitem__), name="a")
+    b = mime.parse(mime.build({**RECORD, "message_id": "<b@x>"}, "b", store.__getitem__), name="b")
+    assert a.fields["attachments"][0]["sha256"] == b.fields["attachments"][0]["sha256"]
+    assert set(a.blobs) == set(b.blobs) == {hashlib.sha256(PDF).hexdigest()}
+
+
+@pytest.mark.parametrize("raw, defect", [
+    (b"From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\nx\r\n",
+     "NoBoundaryInMultipartDefect"),
+    (b"From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n"
+     b"\r\nno parts here\r\n", "StartBoundaryNotFoundDefect"),
+    (b"From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n"
+     b"\r\n--zz\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+     b"JVBER!!!i0x\r\n--zz--\r\n", "InvalidBase64"),
+    (b"\x00\x01\x02 not a message at all", "malformed"),
+])
+def test_malformed_mime_names_the_message_and_the_defect(raw: bytes, defect: str) -> None:
+    with pytest.raises(mime.MimeError) as exc:
+        mime.parse(raw, name="folder X UID 7")
+    assert "folder X UID 7" in str(exc.value) and defect in str(exc.value)
+    assert "fix:" in str(exc.value)
+
+
+def test_an_attachment_over_the_limit_is_refused_with_the_limit_named() -> None:
+    raw = mime.build(RECORD, "h", blobs_of(PDF).__getitem__)
+    with pytest.raises(mime.MimeError, match=r"accounts\.pdf.*over the limit of 100 bytes"):
+        mime.parse(raw, name="m", max_attachment=100)
+    assert mime.parse(raw, name="m", max_attachment=len(PDF)).fields["attachments"]
+
+
+def test_addresses_are_matched_normalised() -> None:
+    assert mime.normalise_address(" <MAILTO:Ann@Client.Example> ") == "ann@client.example"
