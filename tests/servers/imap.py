@@ -98,7 +98,9 @@ def start_dovecot(base: Path, user: str = "alice", password: str = "secret") -> 
         raise RuntimeError("dovecot is not installed (fix: apt-get install -y dovecot-imapd, "
                            "or run scripts/test.sh which installs it)")
     port = free_port()
-    base.chmod(0o755)  # Dovecot's auth and mail processes run as other users
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)  # Dovecot's auth and mail processes run as other users (and the
+    # folders above ``base`` must let them through)
     for sub in ("run", "state", "mail"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     shutil.chown(base / "mail", "nobody", "nogroup")
