@@ -109,6 +109,24 @@ class TestImapContract(ConnectorContract):
         ch = connector.changes(entity, ch.token)
         assert set(ch.changed) == {r[0].ref} and ch.deleted == {ref_a, ref_b}
 
+    def test_change_capture_token_catches_later_edits(self, connector, entity,
+                                                      make_item) -> None:
+        """The shared test with flag edits, which keep the message's UID."""
+        def flagged(*flags: str) -> Item:
+            return Item("", "", {**make_item(1).fields, "flags": list(flags)})
+
+        capture = connector.change_capture()
+        assert capture is not None and connector.capabilities.incremental
+        ref, v1 = connector.create(entity, make_item(1), new_id())
+        token = capture.current_token(entity)
+        connector.update(entity, ref, flagged("flagged"), v1)
+        ch = connector.changes(entity, token)
+        assert ref in ch.changed and not ch.complete
+        v3 = connector.update(entity, ref, flagged("answered"), ch.changed[ref])
+        settled = capture.token_after_writes(entity, ch.token, {ref: v3})
+        v4 = connector.update(entity, ref, flagged("answered", "seen"), v3)
+        assert connector.changes(entity, settled).changed.get(ref) == v4
+
     # -- IMAP specifics beyond the contract ---------------------------------------------
     def test_flags_only_edit_keeps_the_message_and_its_uid(self, connector, entity,
                                                            dovecot_server) -> None:
