@@ -24,6 +24,8 @@ class _Reader(Connector):
 
 def test_a_hub_bound_connector_declares_it_and_is_asked_for_it() -> None:
     class Bound(_Reader, HubBound):
+        capabilities = Capabilities(entities=("email",), read_only=True)
+
         def bind_hub(self, hub: Any) -> None:
             self.hub = hub
 
