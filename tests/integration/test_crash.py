@@ -64,10 +64,21 @@ def read_folder(folder: Path) -> list[tuple[str | None, dict]]:
     return out
 
 
+def concord_env() -> dict[str, str]:
+    """The environment for a `concord` subprocess: the concord package these tests import
+    first on its path (a relative PYTHONPATH would not hold in the subprocess's directory)."""
+    import concord
+
+    src = str(Path(concord.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (src, os.environ.get("PYTHONPATH", "")) if p)}
+
+
 def start_sync(root: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "concord.cli", "sync", "--config", str(root / "concord.toml")],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        env=concord_env())
 
 
 def hub_seq(db: Path) -> int:

@@ -25,7 +25,7 @@ import pytest
 
 from concord.formats import mime
 from concord.hub.store import Hub
-from tests.integration.test_crash import hub_seq
+from tests.integration.test_crash import concord_env, hub_seq
 from tests.servers.imap import ImapServer
 
 pytestmark = pytest.mark.slow
@@ -49,15 +49,6 @@ def config(server: ImapServer, src: str, dst: str) -> str:
                 f'folder = "{folder}", tls = false, new_contacts = "off" }}\n'
                 f"[links.{name}.entities.email]\n")
     return '[hub]\nurl = "sqlite:///hub.db"\n\n' + link("src", src) + link("dst", dst)
-
-
-def _env() -> dict[str, str]:
-    """The environment for `concord sync`: the concord package these tests import."""
-    import concord
-
-    src = str(Path(concord.__file__).resolve().parents[1])
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (src, os.environ.get("PYTHONPATH", "")) if p)}
 
 
 def message_ids(server: ImapServer, folder: str) -> list[str]:
@@ -107,7 +98,7 @@ def test_first_sync_killed_at_random_points_loses_and_duplicates_nothing(
             proc = subprocess.Popen(
                 [sys.executable, "-m", "concord.cli", "sync", "--config",
                  str(tmp_path / "concord.toml")], cwd=tmp_path, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True, env=_env())
+                stderr=subprocess.STDOUT, start_new_session=True, env=concord_env())
             if rnd.random() < 0.25:
                 target, deadline = None, time.monotonic() + rnd.uniform(0.0, 1.5)
             else:
@@ -140,7 +131,7 @@ def test_first_sync_killed_at_random_points_loses_and_duplicates_nothing(
     for _ in range(2):
         done = subprocess.run([sys.executable, "-m", "concord.cli", "sync", "--config",
                                str(tmp_path / "concord.toml")], cwd=tmp_path,
-                              capture_output=True, timeout=300, env=_env())
+                              capture_output=True, timeout=300, env=concord_env())
         assert done.returncode == 0, f"seed {seed}: {done.stdout.decode()}{done.stderr.decode()}"
     last = " ".join(done.stdout.decode().split())
     assert "src: ok — nothing to do" in last and "dst: ok — nothing to do" in last, last

@@ -218,3 +218,38 @@ def test_emails_link_to_contacts_and_new_recipients(env: Env) -> None:
     assert by_subject["Question 3"].refs["contact"] == made.id
     assert "partner@firm.example" not in addresses  # staff are never contacts
     assert env.sync("mail", new_contacts="create").counts == {}
+
+
+def test_addresses_for_review_are_accepted_or_dismissed_from_the_command_line(
+        env: Env, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from concord.cli import app
+
+    env.append(message(1))
+    env.append(message(2))
+    env.sync("mail", new_contacts="review", own_addresses=["@firm.example"])
+    cfg = tmp_path / "concord.toml"
+    cfg.write_text(f'[hub]\nurl = "{env.hub_url}"\n')
+
+    def cli(*args: str) -> str:
+        res = CliRunner().invoke(app, [*args, "--config", str(cfg)], env={"COLUMNS": "250"})
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    listed = cli("contacts", "review")
+    assert "client1@client.example" in listed and "client2@client.example" in listed
+    assert "dismissed" in cli("contacts", "dismiss", "Client2@client.example")
+    made = cli("contacts", "accept", "client1@client.example")
+    assert contact_id("client1@client.example") in made
+    assert "no addresses waiting for review" in cli("contacts", "review")
+    bad = CliRunner().invoke(app, ["contacts", "accept", "nobody@x.example", "--config", str(cfg)])
+    assert bad.exit_code == 2 and "not listed for review" in bad.output
+    # the e-mail already synced from the accepted address is linked on the next run
+    env.sync("mail", new_contacts="review", own_addresses=["@firm.example"])
+    by_subject = {e.fields["subject"]: e for e in env.emails()}
+    assert by_subject["Question 1"].refs == {"contact": contact_id("client1@client.example")}
+    assert "contact" not in by_subject["Question 2"].refs
+    env.append(message(22, sender="client2@client.example"))  # dismissed: never listed again
+    env.sync("mail", new_contacts="review", own_addresses=["@firm.example"])
+    assert contact_candidates(env.hub) == []

@@ -162,10 +162,12 @@ def log(link: Annotated[str | None, typer.Argument()] = None,
 
 def _wire() -> None:
     """Sub-commands that live in their own modules."""
+    from concord.cli.contacts import contacts_app
     from concord.cli.link import link_app
     from concord.cli.service import serve, token_app
 
     app.add_typer(link_app, name="link")
+    app.add_typer(contacts_app, name="contacts")
     app.add_typer(token_app, name="token")
     app.command()(serve)
     try:

@@ -9,7 +9,8 @@ next) is linked: its ``contact`` reference is the first contact whose normalised
 
 Addresses that match no contact are, by the link's ``new_contacts`` option: ignored (``off``),
 made contacts (``create``), or listed once each in ``contact_candidates`` for someone to review
-(``review``). A contact made from an address has the hub id ``a`` + a hash of the normalised
+(``review``; ``concord contacts review`` lists them, ``accept`` makes them contacts,
+``dismiss`` never lists them again). A contact made from an address has the hub id ``a`` + a hash of the normalised
 address, so two runs, or two links, seeing the same new address make one contact, never two.
 """
 
@@ -151,7 +152,7 @@ def _link_page(hub: Hub, link: str, mode: str, index: _Index, recs: list[Record]
             have_c = {r[0] for r in conn.execute(select(t.c.address).where(
                 t.c.tenant == hub.tenant, t.c.address.in_(list(candidates))))}
             rows = [{"tenant": hub.tenant, "address": a, "name": n, "link": link,
-                     "email_id": e, "at": time.time()}
+                     "email_id": e, "at": time.time(), "status": "open"}
                     for a, (n, e) in candidates.items() if a not in have_c]
             if rows:
                 try:
@@ -163,8 +164,57 @@ def _link_page(hub: Hub, link: str, mode: str, index: _Index, recs: list[Record]
 
 
 def contact_candidates(hub: Hub) -> list[dict[str, Any]]:
-    """Addresses waiting for review, oldest first."""
+    """Addresses waiting for review (not dismissed), oldest first."""
     t = s.contact_candidates
     with hub.engine.connect() as conn:
-        rows = conn.execute(select(t).where(t.c.tenant == hub.tenant).order_by(t.c.at))
+        rows = conn.execute(select(t).where(t.c.tenant == hub.tenant, t.c.status == "open")
+                            .order_by(t.c.at))
         return [dict(r._mapping) for r in rows]
+
+
+def accept_candidates(hub: Hub, addresses: Sequence[str], *, by: str) -> list[str]:
+    """Make contacts of listed addresses (the same hub ids ``create`` mode gives) and take
+    them off the list; every mail link links its e-mails again on its next run, so the
+    e-mails already synced from those addresses are linked too. Returns the contact ids."""
+    from sqlalchemy import delete
+
+    t = s.contact_candidates
+    wanted = [normalise_address(a) for a in addresses]
+    with hub.begin() as conn:
+        hub.lock_feed(conn)
+        rows = {r.address: r for r in conn.execute(select(t).where(
+            t.c.tenant == hub.tenant, t.c.address.in_(wanted)))}
+        missing = [a for a in wanted if a not in rows]
+        if missing:
+            from concord.errors import ConcordError
+
+            raise ConcordError(f"not listed for review: {', '.join(missing)} (fix: see "
+                               "`concord contacts review` for the listed addresses)")
+        ids = [contact_id(a) for a in wanted]
+        have = hub.get_many("contact", ids, conn=conn)
+        writes = []
+        for a, cid in zip(wanted, ids, strict=True):
+            cur = have.get(cid)
+            if cur is None or cur.deleted:
+                fields: dict[str, Any] = {"emails": [{"address": a}]}
+                if rows[a].name:
+                    fields["name"] = rows[a].name
+                writes.append(RecordWrite("contact", cid, fields, {}))
+        hub.write(conn, writes, by=by)
+        conn.execute(delete(t).where(t.c.tenant == hub.tenant, t.c.address.in_(wanted)))
+        c = s.checkpoints.c
+        conn.execute(delete(s.checkpoints).where(c.tenant == hub.tenant,
+                                                 c.entity.like("%+contacts")))
+    return ids
+
+
+def dismiss_candidates(hub: Hub, addresses: Sequence[str]) -> int:
+    """Take addresses off the review list for good: they are never listed again."""
+    from sqlalchemy import update
+
+    t = s.contact_candidates
+    with hub.begin() as conn:
+        n = conn.execute(update(t).where(
+            t.c.tenant == hub.tenant, t.c.address.in_([normalise_address(a) for a in addresses]),
+            t.c.status == "open").values(status="dismissed")).rowcount
+    return int(n or 0)

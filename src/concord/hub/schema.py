@@ -260,4 +260,5 @@ contact_candidates = Table(
     Column("link", String(64), nullable=False),
     Column("email_id", String(64), nullable=False),  # the first e-mail it was seen on
     Column("at", Float, nullable=False),
+    Column("status", String(16), nullable=False, default="open"),  # open | dismissed
 )

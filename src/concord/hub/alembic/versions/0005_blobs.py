@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("link", sa.String(length=64), nullable=False),
         sa.Column("email_id", sa.String(length=64), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False, server_default="open"),
         sa.PrimaryKeyConstraint("tenant", "address"),
     )
 
