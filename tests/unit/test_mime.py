@@ -92,3 +92,33 @@ def test_an_attachment_over_the_limit_is_refused_with_the_limit_named() -> None:
 
 def test_addresses_are_matched_normalised() -> None:
     assert mime.normalise_address(" <MAILTO:Ann@Client.Example> ") == "ann@client.example"
+
+
+def _with_attachment(b64: bytes) -> bytes:
+    return (b"From: a@b.example\r\nMessage-ID: <s@b.example>\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="zz"\r\n\r\n--zz\r\n'
+            b"Content-Type: text/plain\r\n\r\nhi\r\n--zz\r\nContent-Type: application/pdf\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"\r\n--zz--\r\n")
+
+
+@pytest.mark.parametrize("width", [76, 60, 72])
+def test_a_raw_message_is_stored_without_its_attachment_and_restored_exactly(width: int) -> None:
+    import base64
+
+    text = base64.b64encode(PDF)
+    raw = _with_attachment(b"\r\n".join(text[i:i + width] for i in range(0, len(text), width)))
+    got = mime.parse(raw, name="m")
+    stored = got.blobs[got.fields["raw"]]
+    assert len(stored) < 1000 < len(raw)  # the attachment is its own blob, not in the message
+    assert mime.restore(stored, got.blobs.__getitem__) == raw
+
+
+def test_an_attachment_encoded_irregularly_stays_inside_the_stored_message() -> None:
+    import base64
+
+    text = base64.b64encode(PDF)
+    lines = [text[:10], text[10:90], text[90:]]  # no fixed width: cannot be re-encoded
+    raw = _with_attachment(b"\r\n".join(lines))
+    got = mime.parse(raw, name="m")
+    assert got.blobs[got.fields["raw"]] == raw
+    assert mime.restore(raw, got.blobs.__getitem__) == raw

@@ -8,7 +8,9 @@ Only a record edited in the hub (or created there) is built afresh from its fiel
 message carries ``X-Concord-Built`` and reports no ``raw``, since its fields are all of it.
 
 Attachments are decoded and addressed by the SHA-256 of their content: the same file attached
-to many messages is one blob. Bodies are kept with ``\\n`` line ends and without trailing
+to many messages is one blob. The raw message is stored without them (``skeleton``: each base64
+attachment whose encoding is reproduced exactly is cut out and put back by ``restore``), so an
+attachment's bytes are in the hub once, not once more inside every message that carries it. Bodies are kept with ``\\n`` line ends and without trailing
 newlines, so a message Concord builds reads back to the same fields.
 
 Messages the parser can only guess at (a multipart without its boundary, undecodable base64,
@@ -168,6 +170,64 @@ def _part_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
+SKELETON = b"CONCORD-SKELETON 1\n"
+
+
+def _b64(data: bytes, width: int, eol: bytes, trailing: bool) -> bytes:
+    import base64
+
+    text = base64.b64encode(data)
+    lines = [text[i:i + width] for i in range(0, len(text), width)]
+    return eol.join(lines) + (eol if trailing else b"")
+
+
+def skeleton(body: bytes, spans: list[tuple[bytes, str]], blobs: dict[str, bytes]) -> bytes:
+    """The raw message as stored: each base64 attachment whose encoding Concord reproduces
+    exactly is cut out (its content is its own blob already), leaving a list of where it
+    goes. ``restore`` puts the bytes back, so the message is kept once, byte for byte. A
+    message with nothing to cut out is stored as it is."""
+    import json
+
+    cuts: list[list[Any]] = []
+    pieces: list[bytes] = []
+    pos = 0
+    for encoded, sha in spans:
+        at = body.find(encoded, pos) if encoded else -1
+        if at < 0:
+            continue
+        first = encoded.split(b"\n", 1)[0]
+        eol = b"\r\n" if first.endswith(b"\r") else b"\n"
+        width = len(first.rstrip(b"\r"))
+        trailing = encoded.endswith(eol)
+        if width <= 0 or _b64(blobs[sha], width, eol, trailing) != encoded:
+            continue  # written some other way: kept inside the message
+        pieces.append(body[pos:at])
+        cuts.append([sum(len(p) for p in pieces), sha, width, eol.decode(), trailing])
+        pos = at + len(encoded)
+    if not cuts:
+        return body
+    pieces.append(body[pos:])
+    head = json.dumps(cuts, separators=(",", ":")).encode()
+    return SKELETON + head + b"\n" + b"".join(pieces)
+
+
+def restore(stored: bytes, blob: Callable[[str], bytes]) -> bytes:
+    """The raw message from its stored form (see ``skeleton``)."""
+    import json
+
+    if not stored.startswith(SKELETON):
+        return stored
+    head, _, rest = stored[len(SKELETON):].partition(b"\n")
+    out: list[bytes] = []
+    pos = 0
+    for offset, sha, width, eol, trailing in json.loads(head):
+        out.append(rest[pos:offset])
+        out.append(_b64(blob(sha), int(width), str(eol).encode(), bool(trailing)))
+        pos = offset
+    out.append(rest[pos:])
+    return b"".join(out)
+
+
 def _check(msg: Message, name: str) -> None:
     fatal = [d for d in _defects(msg) if isinstance(d, _FATAL)]
     if fatal or not msg.keys():
@@ -223,6 +283,7 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
                 fields[key] = t
         out = Parsed(fields, ident=ident)
         attachments = []
+        spans: list[tuple[bytes, str]] = []  # (encoded body as written, sha256 of its content)
         for leaf in _leaves(msg):
             part: Message = leaf
             if part is text_part or part is html_part or (part.is_multipart() and (
@@ -237,6 +298,10 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
                     "the link option max_attachment_bytes, or remove the attachment)")
             sha = digest(data)
             out.blobs[sha] = data
+            if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+                encoded = part.get_payload()
+                if isinstance(encoded, str) and data:
+                    spans.append((encoded.encode("ascii", "surrogateescape"), sha))
             att: dict[str, Any] = {"content_type": part.get_content_type(),
                                    "size": len(data), "sha256": sha}
             if filename:
@@ -251,8 +316,9 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
             fields["attachments"] = attachments
         _check(msg, name)  # decoding the parts notes bad base64 as defects
         if BUILT_HEADER.lower() not in heads:
-            sha = digest(body)
-            out.blobs[sha] = body
+            kept = skeleton(body, spans, out.blobs)
+            sha = digest(kept)
+            out.blobs[sha] = kept
             fields["raw"] = sha
             _remember(sha, fields)
         return out
@@ -304,7 +370,7 @@ def build(fields: Fields, ident: str, blob: Callable[[str], bytes]) -> bytes:
     The result starts with Concord's X-Concord-Id header."""
     raw_sha = fields.get("raw")
     if raw_sha:
-        raw = blob(str(raw_sha))
+        raw = restore(blob(str(raw_sha)), blob)
         said = _SAYS.get(str(raw_sha))
         if said is None:
             try:

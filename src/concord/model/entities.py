@@ -204,8 +204,9 @@ class Email(Entity):
     flags: list[str] = Field(default_factory=list, description="seen, flagged, answered…")
     folder: str | None = None
     raw: str | None = Field(default=None, min_length=64, max_length=64, description=(
-        "SHA-256 of the message as received (a hub blob): written to other folders byte for "
-        "byte while the record says what it says"))
+        "SHA-256 of the message as received, a hub blob (its attachments' bytes kept once, as "
+        "their own blobs): written to other folders byte for byte while the record says what "
+        "it says"))
 
 
 MODELS: dict[str, type[Entity]] = {
