@@ -225,3 +225,16 @@ class TestImapContract(ConnectorContract):
                 c.append(connector.folder, raw)
             t.join(0.2)
         assert woke == [True]
+
+    def test_reads_are_grouped_by_size(self, connector, entity, monkeypatch) -> None:
+        from concord.connectors import imap
+
+        refs = [connector.create(entity, make_email(i), f"g{i}")[0] for i in range(3)]
+        uids = [int(r.split(":")[1]) for r in refs]
+        monkeypatch.setattr(imap, "_FETCH_BYTES", len(PDF) * 2)  # about one message a group
+        groups = list(connector._groups(uids))
+        assert sorted(u for g in groups for u in g) == uids and len(groups) >= 2
+        monkeypatch.setattr(imap, "_FETCH_BYTES", 1)  # each message alone, still all read
+        assert [len(g) for g in connector._groups(uids)] == [1, 1, 1]
+        got = [g for g in connector.get(entity, refs) if isinstance(g, Item)]
+        assert sorted(g.ident for g in got) == ["g0", "g1", "g2"]

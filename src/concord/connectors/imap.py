@@ -70,6 +70,7 @@ _SYSTEM = {"\\seen": "seen", "\\answered": "answered", "\\flagged": "flagged",
 _TO_IMAP = {"seen": "\\Seen", "answered": "\\Answered", "flagged": "\\Flagged", "draft": "\\Draft"}
 _NOT_SYNCED = {"\\recent", "\\deleted"}
 _FETCH_CHUNK = 200
+_FETCH_BYTES = 32 * 1024 * 1024
 
 
 class ImapOptions(ConnectorOptions):
@@ -329,17 +330,38 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
             c = self.client()
             uids = [u for r in refs if (u := self._uid(r)) is not None]
             out: builtins.list[Item | ItemError] = []
-            for i in range(0, len(uids), _FETCH_CHUNK):
-                got = c.fetch(uids[i:i + _FETCH_CHUNK],
-                              [b"MODSEQ", b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[]"])
+            for group in self._groups(uids):
+                got = c.fetch(group, [b"MODSEQ", b"FLAGS", b"INTERNALDATE", b"BODY.PEEK[]"])
                 blobs: dict[str, bytes] = {}
-                for uid in uids[i:i + _FETCH_CHUNK]:
+                for uid in group:
                     d = got.get(uid)
                     if d is None:
                         continue  # expunged meanwhile: the next listing says so
                     out.append(self._item(uid, d, blobs))
                 self._store_blobs(blobs)
             return out
+
+    def _groups(self, uids: Sequence[int]) -> Iterator[builtins.list[int]]:
+        """``uids`` in FETCH groups of at most ``_FETCH_CHUNK`` messages and ``_FETCH_BYTES``
+        bytes (by RFC822.SIZE, asked first), so memory stays bounded however large the
+        messages are; a message bigger than that is fetched alone."""
+        c = self.client()
+        for i in range(0, len(uids), _FETCH_CHUNK):
+            part = list(uids[i:i + _FETCH_CHUNK])
+            sizes = {u: int(d.get(b"RFC822.SIZE", 0))
+                     for u, d in c.fetch(part, [b"RFC822.SIZE"]).items()}
+            group: builtins.list[int] = []
+            total = 0
+            for u in part:
+                if u not in sizes:
+                    continue  # expunged meanwhile
+                if group and total + sizes[u] > _FETCH_BYTES:
+                    yield group
+                    group, total = [], 0
+                group.append(u)
+                total += sizes[u]
+            if group:
+                yield group
 
     def _item(self, uid: int, d: dict[bytes, Any], blobs: dict[str, bytes]) -> Item | ItemError:
         raw = d.get(b"BODY[]") or b""
