@@ -122,3 +122,15 @@ def test_an_attachment_encoded_irregularly_stays_inside_the_stored_message() -> 
     got = mime.parse(raw, name="m")
     assert got.blobs[got.fields["raw"]] == raw
     assert mime.restore(raw, got.blobs.__getitem__) == raw
+
+
+def test_non_ascii_attachment_names_survive_both_encodings() -> None:
+    store = blobs_of(PDF)
+    att = {**RECORD["attachments"][0], "filename": "résumé 2026.pdf"}
+    built = mime.build({**RECORD, "attachments": [att]}, "h", store.__getitem__)  # RFC 2231
+    assert mime.parse(built, name="m").fields["attachments"][0]["filename"] == "résumé 2026.pdf"
+    raw = _with_attachment(b"JVBERi0xLjQ=").replace(
+        b"Content-Type: application/pdf\r\n",
+        b'Content-Type: application/pdf\r\nContent-Disposition: attachment; '
+        b'filename="=?utf-8?q?r=C3=A9sum=C3=A9.pdf?="\r\n')  # RFC 2047, as some mailers do
+    assert mime.parse(raw, name="m").fields["attachments"][0]["filename"] == "résumé.pdf"

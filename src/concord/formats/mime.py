@@ -56,7 +56,9 @@ _FATAL: tuple[type[email_errors.MessageDefect], ...] = (
     email_errors.InvalidBase64LengthDefect,
 )
 
-_PARSER = BytesParser(policy=policy.default)
+#: compat32 for reading: header values stay plain text (decoded here where needed), which
+#: spares the default policy's parse of every header object, most of the cost of a message
+_PARSER = BytesParser(policy=policy.compat32)
 
 
 class MimeError(ValueError):
@@ -136,11 +138,29 @@ def _mailboxes(heads: dict[str, list[str]], name: str) -> list[dict[str, Any]]:
 
 
 def _text(part: Message) -> str:
-    assert isinstance(part, EmailMessage)
-    content = part.get_content()
-    if isinstance(content, bytes):
-        content = content.decode("utf-8", "replace")
-    return str(content).replace("\r\n", "\n").rstrip("\n")
+    data = part.get_payload(decode=True)
+    raw = data if isinstance(data, bytes) else b""
+    charset = part.get_content_charset() or "us-ascii"
+    try:
+        text = raw.decode(charset, "replace")
+    except LookupError:  # a charset Python does not know
+        text = raw.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n").rstrip("\n")
+
+
+def _bodies(msg: Message) -> tuple[Message | None, Message | None]:
+    """The text and the HTML body: the first text/plain and text/html parts that are not
+    attachments, outside attached messages."""
+    text = html = None
+    for part in _leaves(msg):
+        if part.get_content_maintype() != "text" or part.get_content_disposition() == "attachment":
+            continue
+        sub = part.get_content_subtype()
+        if sub == "plain" and text is None:
+            text = part
+        elif sub == "html" and html is None:
+            html = part
+    return text, html
 
 
 def _leaves(msg: Message) -> Iterator[Message]:
@@ -275,9 +295,7 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
                     fields["date"] = dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 else:
                     fields["date"] = dt.strftime("%Y-%m-%dT%H:%M:%S")
-        assert isinstance(msg, EmailMessage)
-        text_part = msg.get_body(("plain",))
-        html_part = msg.get_body(("html",))
+        text_part, html_part = _bodies(msg)
         for key, body_part in (("body_text", text_part), ("body_html", html_part)):
             if body_part is not None and (t := _text(body_part)):
                 fields[key] = t
@@ -291,6 +309,8 @@ def parse(raw: bytes, *, name: str, max_attachment: int | None = None) -> Parsed
                 continue
             data = _part_bytes(part)
             filename = part.get_filename()
+            if filename:
+                filename = _decode(filename)
             if max_attachment is not None and len(data) > max_attachment:
                 raise MimeError(
                     f"{name}: attachment {filename or part.get_content_type()!r} is "
