@@ -10,6 +10,7 @@ reports; everything else is the shared contract.
 from __future__ import annotations
 
 import hashlib
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from concord.connectors.base import Item, ItemError, WriteOp
 from concord.connectors.imap import ImapConnector, ImapOptions
-from concord.errors import PreconditionFailed
+from concord.errors import ConfigError, PreconditionFailed
 from concord.formats import mime
 from concord.hub.store import Hub
 from concord.records import new_id
@@ -238,3 +239,45 @@ class TestImapContract(ConnectorContract):
         assert [len(g) for g in connector._groups(uids)] == [1, 1, 1]
         got = [g for g in connector.get(entity, refs) if isinstance(g, Item)]
         assert sorted(g.ident for g in got) == ["g0", "g1", "g2"]
+
+
+# -- connecting securely (a second Dovecot with a self-signed certificate) --------------------
+def _tls_connector(server: ImapServer, hub: Hub, **opts: object) -> ImapConnector:
+    folder = server.new_folder()
+    conn = ImapConnector(ImapOptions.model_validate(server.options(folder, **opts)), link="t")
+    conn.bind_hub(hub)
+    return conn
+
+
+@pytest.mark.parametrize("how", ["imaps", "starttls"])
+def test_tls_with_the_server_certificate_trusted(dovecot_tls_server: ImapServer, imap_hub: Hub,
+                                                 how: str) -> None:
+    cert = str(dovecot_tls_server.base / "cert.pem")
+    opts: dict[str, object] = ({"tls": True, "port": dovecot_tls_server.tls_port}
+                               if how == "imaps" else {"tls": False, "starttls": True})
+    conn = _tls_connector(dovecot_tls_server, imap_hub, ca_file=cert, **opts)
+    try:
+        ref, _ = conn.create("email", make_email(1, attach=False), "tls-1")
+        assert list(dict(conn.list("email"))) == [ref]
+        sock = conn.client()._imap.sock
+        assert isinstance(sock, ssl.SSLSocket) and sock.version() is not None
+    finally:
+        conn.close()
+
+
+def test_an_untrusted_certificate_is_a_config_error_naming_ca_file(
+        dovecot_tls_server: ImapServer, imap_hub: Hub) -> None:
+    conn = _tls_connector(dovecot_tls_server, imap_hub, tls=True,
+                          port=dovecot_tls_server.tls_port)
+    with pytest.raises(ConfigError, match="not trusted") as exc:
+        conn.list("email")
+    assert exc.value.key == "options.ca_file"
+
+
+def test_a_clear_text_password_to_another_host_is_refused() -> None:
+    opts = ImapOptions(host="imap.firm.example", tls=False, username="u", password="p")
+    with pytest.raises(ConfigError, match="in clear") as exc:
+        ImapConnector(opts, link="t")
+    assert exc.value.key == "options.tls"
+    ImapConnector(ImapOptions(host="imap.firm.example", tls=False, allow_plaintext=True,
+                              username="u", password="p"), link="t")

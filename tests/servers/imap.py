@@ -31,6 +31,7 @@ class ImapServer:
     password: str
     pid: int
     base: Path
+    tls_port: int = 0  # implicit TLS (imaps), when started with a certificate
 
     def client(self):  # type: ignore[no-untyped-def]
         from imapclient import IMAPClient
@@ -56,7 +57,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {d}/log
@@ -78,7 +79,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps}
   }}
 }}
 service stats {{
@@ -92,8 +94,19 @@ service stats {{
 """
 
 
-def start_dovecot(base: Path, user: str = "alice", password: str = "secret") -> tuple[
-        subprocess.Popen[bytes], ImapServer]:
+def _self_signed(base: Path) -> tuple[Path, Path]:
+    cert, key = base / "cert.pem", base / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key.chmod(0o644)  # read by Dovecot's login processes
+    return cert, key
+
+
+def start_dovecot(base: Path, user: str = "alice", password: str = "secret", *,
+                  tls: bool = False) -> tuple[subprocess.Popen[bytes], ImapServer]:
+    """Dovecot on 127.0.0.1; with ``tls``, a self-signed certificate (``base/cert.pem``)
+    for STARTTLS on the plain port and implicit TLS on ``extra_port``."""
     if not Path(DOVECOT).exists():
         raise RuntimeError("dovecot is not installed (fix: apt-get install -y dovecot-imapd, "
                            "or run scripts/test.sh which installs it)")
@@ -105,7 +118,12 @@ def start_dovecot(base: Path, user: str = "alice", password: str = "secret") -> 
         (base / sub).mkdir(parents=True, exist_ok=True)
     shutil.chown(base / "mail", "nobody", "nogroup")
     (base / "users").write_text(f"{user}:{{PLAIN}}{password}::::::\n")
-    (base / "dovecot.conf").write_text(CONF.format(d=base, port=port))
+    ssl_conf, imaps = "ssl = no", 0
+    if tls:
+        cert, key = _self_signed(base)
+        ssl_conf, imaps = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}", free_port()
+    (base / "dovecot.conf").write_text(CONF.format(d=base, port=port, ssl=ssl_conf,
+                                                   imaps=imaps))
     out = base / "stdout"
     proc = subprocess.Popen([DOVECOT, "-F", "-c", str(base / "dovecot.conf")],
                             stdout=out.open("wb"), stderr=subprocess.STDOUT)
@@ -115,13 +133,27 @@ def start_dovecot(base: Path, user: str = "alice", password: str = "secret") -> 
         log = base / "log"
         raise RuntimeError(f"dovecot did not start: {log.read_text()[-2000:] if log.exists() else ''}"
                            ) from None
-    return proc, ImapServer("127.0.0.1", port, user, password, proc.pid, base)
+    if imaps:
+        wait_for_port(imaps, proc, out)
+    return proc, ImapServer("127.0.0.1", port, user, password, proc.pid, base, imaps)
 
 
 @pytest.fixture(scope="session")
 def dovecot_server() -> Iterator[ImapServer]:
     base = Path(tempfile.mkdtemp(prefix="concord-dovecot-"))
     proc, server = start_dovecot(base)
+    try:
+        yield server
+    finally:
+        stop(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls_server() -> Iterator[ImapServer]:
+    """A second Dovecot with a self-signed certificate: STARTTLS and implicit TLS."""
+    base = Path(tempfile.mkdtemp(prefix="concord-dovecot-tls-"))
+    proc, server = start_dovecot(base, tls=True)
     try:
         yield server
     finally:

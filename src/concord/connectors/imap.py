@@ -76,7 +76,12 @@ _FETCH_BYTES = 32 * 1024 * 1024
 class ImapOptions(ConnectorOptions):
     host: str
     port: int = Field(993, ge=1, le=65535)
-    tls: bool = True  # implicit TLS (imaps); False: plain, for a server on this machine
+    tls: bool = True  # implicit TLS (imaps, port 993)
+    starttls: bool = False  # with tls = false: connect plain, then upgrade with STARTTLS
+    ca_file: str | None = None  # a CA (or the server's own certificate) to trust as well
+    #: with neither tls nor starttls the password travels in clear: refused unless the
+    #: server is on this machine or this is set
+    allow_plaintext: bool = False
     username: str
     password: SecretStr
     folder: str = "INBOX"
@@ -138,6 +143,12 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
         assert isinstance(options, ImapOptions)
         self.opts = options
         self.folder = options.folder
+        if not (options.tls or options.starttls or options.allow_plaintext
+                or options.host in ("127.0.0.1", "::1", "localhost")):
+            raise ConfigError(f"the password to {options.host} would travel in clear",
+                              source=f"link {link!r}", key="options.tls",
+                              fix="set tls = true (port 993) or starttls = true, or "
+                                  "allow_plaintext = true on a trusted network")
         self._c: IMAPClient | None = None
         self._idle: IMAPClient | None = None
         self.uidvalidity = 0
@@ -167,12 +178,19 @@ class ImapConnector(Connector, ChangeCapture, HubBound):
 
     def _connect(self) -> IMAPClient:
         o = self.opts
+        ctx = ssl.create_default_context(cafile=o.ca_file) if (o.tls or o.starttls) else None
         try:
-            c = IMAPClient(o.host, port=o.port, ssl=o.tls, timeout=o.timeout,
-                           ssl_context=ssl.create_default_context() if o.tls else None)
-        except (TimeoutError, OSError) as exc:
+            c = IMAPClient(o.host, port=o.port, ssl=o.tls, timeout=o.timeout, ssl_context=ctx)
+            if o.starttls and not o.tls:
+                c.starttls(ctx)
+        except ssl.SSLCertVerificationError as exc:
+            raise ConfigError(f"{self._where()}: the server's certificate is not trusted "
+                              f"({exc.verify_message})", source=f"link {self.link!r}",
+                              key="options.ca_file", fix="give the CA that signed it (or the "
+                              "server's certificate) in ca_file") from exc
+        except (TimeoutError, OSError, imap_errors.IMAPClientError) as exc:
             raise TransientError(f"{self._where()}: cannot connect ({exc}) (fix: check host, "
-                                 "port and tls, and that the server is up)") from exc
+                                 "port, tls and starttls, and that the server is up)") from exc
         try:
             c.login(o.username, o.password.get_secret_value())
         except imap_errors.LoginError as exc:
