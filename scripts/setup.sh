@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything Concord needs on a fresh Debian machine, idempotently:
-# system packages (PostgreSQL, Chromium for the browser tests), a virtualenv in .venv,
+# system packages (PostgreSQL, Chromium for the browser tests, Dovecot for the IMAP tests as
+# scripts/test.sh asks), a virtualenv in .venv,
 # and Concord with its test dependencies. Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
