@@ -3,9 +3,9 @@ messages, then run to the end.
 
 A folder on a real Dovecot (127.0.0.1) holds 2,000 messages; link ``src`` brings them into the
 hub and link ``dst`` appends them to a second folder, in batches of 200 (many commit points).
-Each round starts `concord sync` and kills it at a random point of its work (a random amount of
-progress, observed in the hub's change counter and the second folder's message count) or at a
-random early instant. After every kill nothing is duplicated, in the hub or in either folder;
+Each round starts `concord sync` and kills it at a random point within the first half of the work
+still left (progress observed in the hub's change counter and the second folder's message
+count) or at a random early instant, so the first sync is interrupted again and again. After every kill nothing is duplicated, in the hub or in either folder;
 after a final uninterrupted run every message is in the hub once and in the second folder once,
 and a further run finds nothing to do.
 """
@@ -31,7 +31,7 @@ from tests.servers.imap import ImapServer
 pytestmark = pytest.mark.slow
 
 N = 2000
-ROUNDS = 5
+ROUNDS = 6
 
 
 def message(i: int) -> bytes:
@@ -60,6 +60,17 @@ def message_ids(server: ImapServer, folder: str) -> list[str]:
         key = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
         got = c.fetch(uids, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
         return [d[key].decode().split(":", 1)[1].strip() for d in got.values()]
+
+
+def hub_emails(db: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            row = conn.execute("SELECT count(*) FROM records WHERE entity = 'email'").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
 
 
 def dupes(values: list[str]) -> list[str]:
@@ -99,10 +110,13 @@ def test_first_sync_killed_at_random_points_loses_and_duplicates_nothing(
                 [sys.executable, "-m", "concord.cli", "sync", "--config",
                  str(tmp_path / "concord.toml")], cwd=tmp_path, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, start_new_session=True, env=concord_env())
+            # the first sync is still under way: kill it within the first half of what is left
+            # (or at a random early instant), so every round interrupts it somewhere new
+            left = 2 * N - hub_emails(tmp_path / "hub.db") - dst_count()
             if rnd.random() < 0.25:
                 target, deadline = None, time.monotonic() + rnd.uniform(0.0, 1.5)
             else:
-                target, deadline = rnd.randint(1, 2 * N), None
+                target, deadline = rnd.randint(1, max(1, left // 2)), None
             seq0, n0 = hub_seq(tmp_path / "hub.db"), dst_count()
             while proc.poll() is None:
                 if deadline is not None and time.monotonic() >= deadline:
@@ -126,7 +140,7 @@ def test_first_sync_killed_at_random_points_loses_and_duplicates_nothing(
             check_no_duplicates(tmp_path, dovecot_server, src, dst)
     finally:
         watch.logout()
-    assert kills >= 2, f"seed {seed}: only {kills} runs were interrupted"
+    assert kills >= ROUNDS - 2, f"seed {seed}: only {kills} runs were interrupted"
 
     for _ in range(2):
         done = subprocess.run([sys.executable, "-m", "concord.cli", "sync", "--config",
