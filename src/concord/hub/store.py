@@ -35,6 +35,8 @@ from concord.errors import HubError
 from concord.hub import schema as s
 from concord.hub.exclusions import ExclusionsMixin
 from concord.hub.journal import JournalMixin
+from concord.hub.reads import ReadsMixin
+from concord.hub.tokens import TokensMixin
 from concord.model import normalize
 from concord.records import Record, canonical, hash_text
 
@@ -151,7 +153,7 @@ class RecordWrite:
     hash: str | None = None
 
 
-class Hub(JournalMixin, ExclusionsMixin):
+class Hub(JournalMixin, ExclusionsMixin, ReadsMixin, TokensMixin):
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
