@@ -206,15 +206,15 @@ class EntitySync:
                          and token == cp.spoke_token and cp.progress is None)
             if unchanged:  # a no-op run writes nothing, not even its checkpoint
                 return self.result
-            with hub.begin() as conn:
-                hub.lock_feed(conn)
-                if self.unfinished_hub_seq is None and self.hub_written:
-                    # When every seq taken since the run began is one of ours, nobody else
-                    # wrote meanwhile: skip our own echoes instead of re-reading them next run.
-                    last = hub.last_seq_in(conn)
-                    if last - hub_seq_now == self.hub_written:
-                        new_seq = last
-                hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
+            own_only = self.unfinished_hub_seq is None and self.hub_written > 0
+
+            def at_head(last: int) -> Checkpoint:
+                # When every seq taken since the run began is one of ours, nobody else
+                # wrote meanwhile: skip our own echoes instead of re-reading them next run.
+                seq = last if own_only and last - hub_seq_now == self.hub_written else new_seq
+                return Checkpoint(max(seq, cp.hub_seq), token)
+
+            hub.checkpoint_at_head(name, entity, at_head)
         return self.result
 
     # ------------------------------------------------------------------ first migration
@@ -229,8 +229,7 @@ class EntitySync:
             token = capture.current_token(entity) if capture is not None else None
             progress = {"after": None, "token": token, "done": 0, "start_seq": hub.last_seq(),
                         "written": 0}
-            with hub.begin() as conn:
-                hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, None, progress))
+            hub.set_checkpoint(name, entity, Checkpoint(cp.hub_seq, None, progress))
         self.total = int(progress.get("total") or 0)
         counted = streamed.count(entity)
         if counted is not None:
@@ -245,17 +244,18 @@ class EntitySync:
             # needed again (children look their parents up in the archive)
             self.handled.clear()
             self.refs.forget(entity)
-        with hub.begin() as conn:
-            hub.lock_feed(conn)
-            start = progress.get("start_seq")
-            written = int(progress.get("written") or 0)
-            last = hub.last_seq_in(conn)
+        start = progress.get("start_seq")
+        written = int(progress.get("written") or 0)
+
+        def at_head(last: int) -> Checkpoint:
             if start is not None and written and last - int(start) == written:
                 # every seq taken since the migration began is one of its own writes: the
                 # hub pass of this run skips them (bounded memory, no wasted reads), but
                 # still walks what the hub held before the migration began
                 self.own_range = (int(start), last)
-            hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, progress.get("token"), None))
+            return Checkpoint(cp.hub_seq, progress.get("token"), None)
+
+        hub.checkpoint_at_head(name, entity, at_head)
         self.hub_written = 0
         self.result.counts["migrated"] = self.done
 
@@ -451,8 +451,7 @@ class EntitySync:
         self.handled.update(ids)
         self._seqs = seqs
         if seen_again and not self.dry_run:
-            with self.hub.begin() as conn:
-                self.hub.save_archive(conn, self.link.name, self.entity, seen_again)
+            self.hub.refresh_archive(self.link.name, self.entity, seen_again)
         self._apply(cases, [], None, left_out=left_out,
                     replanned=planned if self.has_exclusions else [])
 

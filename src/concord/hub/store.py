@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -569,6 +569,24 @@ class Hub(JournalMixin, ExclusionsMixin, ReadsMixin, TokensMixin):
                     cp.progress["written"] = int(cp.progress["written"]) + len(writes)
                 self.save_checkpoint(conn, link, entity, cp)
         return BatchOutcome(changed, len(writes), len(conflicts))
+
+    def set_checkpoint(self, link: str, entity: str, cp: Checkpoint) -> None:
+        with self.begin() as conn:
+            self.save_checkpoint(conn, link, entity, cp)
+
+    def checkpoint_at_head(self, link: str, entity: str,
+                           make: Callable[[int], Checkpoint]) -> None:
+        """Save the checkpoint ``make(last seq)`` under the practice's write lock, so no
+        writer takes a seq between reading the feed's head and saving what it implies."""
+        with self.begin() as conn:
+            self.lock_feed(conn)
+            self.save_checkpoint(conn, link, entity, make(self.last_seq_in(conn)))
+
+    def refresh_archive(self, link: str, entity: str, rows: Sequence[ArchiveRow]) -> None:
+        """Save link-state rows whose hub hash moved on (a hub change the link does not
+        carry), so those records are no longer pending for it."""
+        with self.begin() as conn:
+            self.save_archive(conn, link, entity, rows)
 
     def _seqs(self, conn: Connection, entity: str, ids: list[str]) -> dict[str, int]:
         c = s.records.c
