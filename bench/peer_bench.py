@@ -172,12 +172,12 @@ def run_dlt(src: Path, work: Path, round_no: int) -> dict[str, Any]:
 
 
 def run_concord(src: Path, work: Path, round_no: int) -> dict[str, Any]:
-    from concord.link.activation import activate
     from concord.config import LinkConfig
     from concord.connectors.base import make_connector
+    from concord.demo.sample import ADMIN_EMAIL, default_entities, default_mapping
     from concord.engine import sync_link
     from concord.hub.store import Hub
-    from concord.demo.sample import ADMIN_EMAIL, default_entities, default_mapping
+    from concord.link.activation import activate
 
     hub_file = work / "hub.db"
     for p in work.glob("hub.db*"):
