@@ -9,12 +9,11 @@ was left for later, so a run killed at any instant is finished by the next one.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from concord.config import LinkConfig
 from concord.connectors.base import (
@@ -22,9 +21,9 @@ from concord.connectors.base import (
     Item,
     ItemError,
     StreamedMigration,
-    WriteOp,
     WriteResult,
 )
+from concord.engine.apply import Case, hub_batch, spoke_writes
 from concord.engine.decide import (
     Content,
     Decision,
@@ -35,9 +34,10 @@ from concord.engine.decide import (
 )
 from concord.engine.mapping import Mapping
 from concord.engine.refs import References, RefMissing
-from concord.errors import ConcordError, PreconditionFailed, TransientError
+from concord.errors import ConcordError, TransientError
+from concord.hub.batch import Batch
 from concord.hub.exclusions import selection_key
-from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
+from concord.hub.store import ArchiveRow, Checkpoint, Hub, load_content
 from concord.model import ModelError
 from concord.records import Record, canonical, content_hash, hash_text, new_id, usable_id
 
@@ -58,20 +58,6 @@ class EntityResult:
     plan: list[PlanLine] = field(default_factory=list)
     held: str | None = None
     errors: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Case:
-    """One record's situation in this run."""
-
-    hub_id: str
-    arch: ArchiveRow | None
-    rec: Record | None
-    item: Item | None
-    spoke_version: str | None  # the spoke's current version where known
-    decision: Decision
-    new_hub_id: bool = False
-    removed_at: int | None = None  # taken off the spoke by remove_when: the record's seq
 
 
 def _canon(c: Content) -> tuple[str, str]:
@@ -222,15 +208,15 @@ class EntitySync:
                          and token == cp.spoke_token and cp.progress is None)
             if unchanged:  # a no-op run writes nothing, not even its checkpoint
                 return self.result
-            with hub.begin() as conn:
-                hub.lock_feed(conn)
-                if self.unfinished_hub_seq is None and self.hub_written:
-                    # When every seq taken since the run began is one of ours, nobody else
-                    # wrote meanwhile: skip our own echoes instead of re-reading them next run.
-                    last = hub.last_seq_in(conn)
-                    if last - hub_seq_now == self.hub_written:
-                        new_seq = last
-                hub.save_checkpoint(conn, name, entity, Checkpoint(max(new_seq, cp.hub_seq), token))
+            own_only = self.unfinished_hub_seq is None and self.hub_written > 0
+
+            def at_head(last: int) -> Checkpoint:
+                # When every seq taken since the run began is one of ours, nobody else
+                # wrote meanwhile: skip our own echoes instead of re-reading them next run.
+                seq = last if own_only and last - hub_seq_now == self.hub_written else new_seq
+                return Checkpoint(max(seq, cp.hub_seq), token)
+
+            hub.checkpoint_at_head(name, entity, at_head)
         return self.result
 
     def _relink(self, idents: dict[str, str]) -> None:
@@ -265,8 +251,7 @@ class EntitySync:
             token = capture.current_token(entity) if capture is not None else None
             progress = {"after": None, "token": token, "done": 0, "start_seq": hub.last_seq(),
                         "written": 0}
-            with hub.begin() as conn:
-                hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, None, progress))
+            hub.set_checkpoint(name, entity, Checkpoint(cp.hub_seq, None, progress))
         self.total = int(progress.get("total") or 0)
         counted = streamed.count(entity)
         if counted is not None:
@@ -281,17 +266,18 @@ class EntitySync:
             # needed again (children look their parents up in the archive)
             self.handled.clear()
             self.refs.forget(entity)
-        with hub.begin() as conn:
-            hub.lock_feed(conn)
-            start = progress.get("start_seq")
-            written = int(progress.get("written") or 0)
-            last = hub.last_seq_in(conn)
+        start = progress.get("start_seq")
+        written = int(progress.get("written") or 0)
+
+        def at_head(last: int) -> Checkpoint:
             if start is not None and written and last - int(start) == written:
                 # every seq taken since the migration began is one of its own writes: the
                 # hub pass of this run skips them (bounded memory, no wasted reads), but
                 # still walks what the hub held before the migration began
                 self.own_range = (int(start), last)
-            hub.save_checkpoint(conn, name, entity, Checkpoint(cp.hub_seq, progress.get("token"), None))
+            return Checkpoint(cp.hub_seq, progress.get("token"), None)
+
+        hub.checkpoint_at_head(name, entity, at_head)
         self.hub_written = 0
         self.result.counts["migrated"] = self.done
 
@@ -365,7 +351,7 @@ class EntitySync:
         linked_elsewhere = {a.hub_id: a for a in self.hub.archive_select(
             self.link.name, self.entity, hub_ids=idents)} if idents else {}
         intents = self.hub.intents_for(self.link.name, self.entity, ids) if self.has_intents else {}
-        cases: list[_Case] = []
+        cases: list[Case] = []
         claimed = {by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref}
         for it, content in mapped:
             arch = by_ref.get(it.ref)
@@ -396,7 +382,7 @@ class EntitySync:
                     d = decide(hs, ss, hub=hub_c, spoke=content, base=base,
                                direction=self.cfg.direction, authority=self.cfg.authority,
                                hub_newer=_newer(rec, it))
-                cases.append(_Case(hub_id, arch, rec, it, it.version, d, removed_at=removed_at))
+                cases.append(Case(hub_id, arch, rec, it, it.version, d, removed_at=removed_at))
                 continue
             ident = it.ident
             # the UID is linked to another ref already, or claimed by another new item of
@@ -416,14 +402,14 @@ class EntitySync:
                     hub_c = self.map.project(rec.fields, rec.refs)
                 d = decide_new_both(hub_c, content, direction=self.cfg.direction,
                                     authority=self.cfg.authority, hub_newer=_newer(rec, it))
-                cases.append(_Case(rec.id, None, rec, it, it.version, d))
+                cases.append(Case(rec.id, None, rec, it, it.version, d))
             else:
                 chosen = (ident if ident and usable_id(ident)
                           and ident not in self.handled else None)
                 new = chosen is None
                 d = decide("absent", "changed", hub=None, spoke=content, base=None,
                            direction=self.cfg.direction, authority=self.cfg.authority)
-                cases.append(_Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
+                cases.append(Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
@@ -451,7 +437,7 @@ class EntitySync:
         if not ids:
             return
         recs = self.hub.get_many(self.entity, ids)
-        cases: list[_Case] = []
+        cases: list[Case] = []
         left_out: list[tuple[str, int]] = []  # (hub id, seq): the link's selection leaves it out
         seen_again: list[ArchiveRow] = []  # linked records whose change this link does not carry
         planned: list[str] = []
@@ -482,19 +468,17 @@ class EntitySync:
             else:
                 d = decide(hs, ss, hub=hub_c, spoke=None, base=base,
                            direction=self.cfg.direction, authority=self.cfg.authority)
-            cases.append(_Case(hub_id, arch, rec, None, arch.spoke_version if arch else None, d,
+            cases.append(Case(hub_id, arch, rec, None, arch.spoke_version if arch else None, d,
                                removed_at=removed_at))
         self.handled.update(ids)
         self._seqs = seqs
         if seen_again and not self.dry_run:
-            with self.hub.begin() as conn:
-                self.hub.save_archive(conn, self.link.name, self.entity, seen_again)
+            self.hub.refresh_archive(self.link.name, self.entity, seen_again)
         self._apply(cases, [], None, left_out=left_out,
                     replanned=planned if self.has_exclusions else [])
 
-    # ------------------------------------------------------------------ references
     # ------------------------------------------------------------------ applying
-    def _apply(self, cases: list[_Case], bad: list[tuple[str, str, str, str | None]],
+    def _apply(self, cases: list[Case], bad: list[tuple[str, str, str, str | None]],
                checkpoint: Checkpoint | None, *, left_out: list[tuple[str, int]] | None = None,
                replanned: list[str] | None = None) -> None:
         """``left_out``: (hub id, seq) of records the link's selection leaves out, noted so
@@ -505,175 +489,71 @@ class EntitySync:
             res.counts["not synced"] += len(left_out)
         for c in cases:
             if not c.decision.is_noop and len(res.plan) < self.PLAN_LINES_KEPT:
-                res.plan.append(PlanLine(c.decision.label, c.hub_id,
-                                         c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None)))
+                res.plan.append(PlanLine(c.decision.label, c.hub_id, c.spoke_ref))
         if self.dry_run:
             for c in cases:
                 if not c.decision.is_noop:
                     res.counts[c.decision.label] += 1
             res.counts["quarantined"] += len(bad)
             return
-        # 1. spoke writes
-        ops: list[WriteOp] = []
-        op_case: list[int] = []
-        failed: dict[int, str] = {}
-        for n, c in enumerate(cases):
-            d = c.decision
-            ref = c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None)
-            if d.spoke_put is not None:
-                item = self.refs.to_spoke(c.hub_id, d.spoke_put)
-                if isinstance(item, str):
-                    failed[n] = item
-                    continue
-                if ref is None or d.recreate:  # the old ref is gone: update would never apply
-                    ops.append(WriteOp("create", None, item, ident=c.hub_id))
-                else:
-                    ops.append(WriteOp("update", ref, item, expected_version=c.spoke_version))
-                op_case.append(n)
-            elif d.spoke_delete and ref is not None:
-                ops.append(WriteOp("delete", ref, None, expected_version=c.spoke_version))
-                op_case.append(n)
+        # 1. spoke writes, each after its intent is committed
+        writes = spoke_writes(cases, self.refs.to_spoke, self._canon)
         results: dict[int, WriteResult] = {}
-        if ops:
-            intent_rows = []
-            for n, op in zip(op_case, ops, strict=True):
-                base = cases[n].decision.base
-                if op.kind != "delete" and base is not None:
-                    text, h = self._canon(base)
-                    intent_rows.append((cases[n].hub_id, h, text))
-            if intent_rows:
-                self.hub.save_intents(self.link.name, self.entity, intent_rows)
+        if writes.ops:
+            if writes.intents:
+                self.hub.save_intents(self.link.name, self.entity, writes.intents)
                 self.has_intents = True
             try:
-                out = self.conn.apply(self.entity, ops)
+                out = self.conn.apply(self.entity, writes.ops)
             except TransientError:
                 raise
             except ConcordError as exc:  # a connector that failed the whole batch
-                out = [WriteResult(error=exc) for _ in ops]
-            for n, op, wr in zip(op_case, ops, out, strict=True):
+                out = [WriteResult(error=exc) for _ in writes.ops]
+            for n, op, wr in zip(writes.op_case, writes.ops, out, strict=True):
                 results[n] = wr
                 ref = wr.ref or op.ref
                 if wr.error is None and ref:
                     self.spoke_written[ref] = None if op.kind == "delete" else wr.version
-        # 2. hub + archive + conflicts + quarantine, one transaction
-        now_bad = list(bad)
-        with self.hub.begin() as conn:
-            self.hub.lock_feed(conn)
-            # a fresh id (new_hub_id) cannot have been written by anyone else: no read needed
-            hub_ids = [c.hub_id for c in cases if not c.new_hub_id
-                       and (c.decision.hub_put is not None or c.decision.hub_delete)]
-            current = self.hub.get_many(self.entity, hub_ids, conn=conn)
-            writes: list[RecordWrite] = []
-            arch_rows: list[ArchiveRow] = []
-            forget: list[str] = []
-            conflict_rows: list[dict[str, Any]] = []
-            ok_refs: list[str] = []
-            for n, c in enumerate(cases):
-                d = c.decision
-                if n in failed:
-                    now_bad.append(("hub", c.hub_id, failed[n], None))
-                    res.errors.append(failed[n])
-                    continue
-                r = results.get(n)
-                if r is not None and r.error is not None:
-                    if isinstance(r.error, PreconditionFailed):
-                        res.counts["left for next run (changed at the spoke meanwhile)"] += 1
-                        self._leave(c)
-                    else:
-                        msg = f"{self.entity} {c.hub_id}: {r.error}"
-                        now_bad.append(("hub", c.hub_id, msg, None))
-                        res.errors.append(msg)
-                    continue
-                cur = current.get(c.hub_id)
-                if (d.hub_put is not None or d.hub_delete) and not _same_rec(cur, c.rec):
-                    res.counts["left for next run (changed in the hub meanwhile)"] += 1
-                    self._leave(c)
-                    continue
-                if d.hub_put is not None:
-                    base_fields = cur.fields if cur is not None else {}
-                    fields = self.map.overlay(base_fields, d.hub_put[0])
-                    refs = dict(cur.refs) if cur is not None else {}
-                    for k in self.map.refs:
-                        refs.pop(k, None)
-                    refs.update(d.hub_put[1])
-                    w = RecordWrite(self.entity, c.hub_id, fields, refs)
-                    if fields == d.hub_put[0] and refs == d.hub_put[1]:
-                        w.data, w.hash = self._canon(d.hub_put)
-                    writes.append(w)
-                elif d.hub_delete and cur is not None and not cur.deleted:
-                    writes.append(RecordWrite(self.entity, c.hub_id, cur.fields, cur.refs, True))
-                if d.forget:
-                    forget.append(c.hub_id)
-                    if c.removed_at is not None:  # off the spoke now, kept in the hub on purpose
-                        left_out.append((c.hub_id, c.removed_at))
-                elif d.base is not None:
-                    ref = r.ref if r is not None and r.ref else (
-                        c.arch.spoke_ref if c.arch else (c.item.ref if c.item else None))
-                    version = r.version if r is not None and r.version else c.spoke_version
-                    if ref is not None:
-                        data, h = self._canon(d.base)
-                        arch_rows.append(ArchiveRow(c.hub_id, ref, version, h, data))
-                        ok_refs.append(ref)
-                for note in d.conflicts:
-                    conflict_rows.append({
-                        "link": self.link.name, "entity": self.entity, "hub_id": c.hub_id,
-                        "kind": note.kind, "fields": json.dumps(note.fields), "winner": note.winner,
-                        "hub_content": _content_json(c.rec, self.map),
-                        "spoke_content": _item_json(c.item),
-                        "base_content": c.arch.base if c.arch else None,
-                        "kept": json.dumps(note.kept, default=str),
-                    })
-                if d.label != "version only" and not d.is_noop:
-                    res.counts[d.label] += 1
-                if d.pending:
-                    res.counts["pending"] += 1
-            self.hub.write(conn, writes, by=f"link:{self.link.name}", validated=True)
-            # each archive row notes the whole hub record's hash as of this commit, so the
-            # record is pending for this link again only when the hub changes it
-            written = {w.id: w.hash for w in writes if not w.deleted}
-            rec_of = {c.hub_id: current.get(c.hub_id) or c.rec for c in cases}
-            for a in arch_rows:
-                rec = rec_of.get(a.hub_id)
-                a.hub_hash = written.get(a.hub_id) or (
-                    rec.hash if rec is not None and not rec.deleted else None)
-            self.hub_written += len(writes)
-            self.hub.save_archive(conn, self.link.name, self.entity, arch_rows)
-            self.hub.drop_archive(conn, self.link.name, self.entity, forget)
-            if self.has_exclusions:
-                self.hub.drop_exclusions(conn, self.link.name, self.entity,
-                                       [*(replanned or ()), *(a.hub_id for a in arch_rows)])
-            if left_out:
-                self.hub.save_exclusions(conn, self.link.name, self.entity, left_out, self.selection)
-                self.has_exclusions = True
-            if ops and self.has_intents:
-                self.hub.drop_intents(conn, self.link.name, self.entity,
-                                      [cases[n].hub_id for n in op_case])
-            self.hub.add_conflicts(conn, conflict_rows)
-            self.hub.quarantine_items(conn, self.link.name, self.entity, now_bad)
-            if now_bad:
-                self.has_quarantine = True
-            if self.has_quarantine and (ok_refs or left_out):
-                # done with: linked, or (a removal, a record edited out of the selection)
-                # left out on purpose
-                self.hub.release_quarantine(conn, self.link.name, self.entity, "spoke", ok_refs)
-                self.hub.release_quarantine(conn, self.link.name, self.entity, "hub",
-                                            [*(a.hub_id for a in arch_rows),
-                                             *(i for i, _ in left_out)])
-            if checkpoint is not None:
-                if checkpoint.progress is not None and "written" in checkpoint.progress:
-                    # a migration counts its hub writes with its position, in the same commit
-                    checkpoint.progress["written"] = int(checkpoint.progress["written"]) + len(writes)
-                self.hub.save_checkpoint(conn, self.link.name, self.entity, checkpoint)
-        res.counts["conflicts"] += len(conflict_rows)
-        res.counts["quarantined"] += len(now_bad)
+        # 2. hub records, archive, conflicts, quarantine, notes and checkpoint: one batch
+        batch = Batch(self.link.name, self.entity, f"link:{self.link.name}",
+                      quarantine=list(bad), left_out=left_out, selection=self.selection,
+                      drop_exclusions=list(replanned or ()),
+                      drop_intents=[cases[n].hub_id for n in writes.op_case],
+                      has_exclusions=self.has_exclusions, has_intents=self.has_intents,
+                      has_quarantine=self.has_quarantine, checkpoint=checkpoint)
+        tally = hub_batch(batch, cases, writes, results, self.map, self._canon, self.entity)
+        outcome = self.hub.commit_batch(batch)
+        res.errors.extend(tally.errors)
+        for n in tally.spoke_changed:
+            res.counts["left for next run (changed at the spoke meanwhile)"] += 1
+            self._leave(cases[n])
+        for n in tally.counted:
+            c = cases[n]
+            if c.hub_id in outcome.changed:
+                res.counts["left for next run (changed in the hub meanwhile)"] += 1
+                self._leave(c)
+                continue
+            d = c.decision
+            if d.label != "version only" and not d.is_noop:
+                res.counts[d.label] += 1
+            if d.pending:
+                res.counts["pending"] += 1
+        self.hub_written += outcome.written
+        if batch.left_out:
+            self.has_exclusions = True
+        if batch.quarantine:
+            self.has_quarantine = True
+        res.counts["conflicts"] += outcome.conflicts
+        res.counts["quarantined"] += len(batch.quarantine)
         self._memo.clear()
         self.done += len(cases) + len(bad)
-        for a in arch_rows:
-            self.refs.remember(self.entity, a.spoke_ref, a.hub_id)
+        for a in batch.archive:
+            if a.hub_id not in outcome.changed:
+                self.refs.remember(self.entity, a.spoke_ref, a.hub_id)
         if self.progress is not None:
             self.progress(self.entity, self.done, max(self.total, self.done))
 
-    def _leave(self, c: _Case) -> None:
+    def _leave(self, c: Case) -> None:
         """A record not finished this run: keep the checkpoints from moving past it."""
         if c.item is not None:
             self.unfinished_spoke = True
@@ -692,21 +572,3 @@ def _newer(rec: Record | None, it: Item | None) -> bool:
     if it is None or it.modified is None:
         return True
     return rec.updated_at >= it.modified
-
-
-def _same_rec(a: Record | None, b: Record | None) -> bool:
-    """Unchanged since planning (same feed position)?"""
-    return (a.seq if a is not None else None) == (b.seq if b is not None else None)
-
-
-def _content_json(rec: Record | None, m: Mapping) -> str | None:
-    if rec is None:
-        return None
-    return canonical(*m.project(rec.fields, rec.refs))
-
-
-def _item_json(it: Item | None) -> str | None:
-    if it is None:
-        return None
-    return canonical(it.fields, it.refs)
-

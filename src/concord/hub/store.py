@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import (
@@ -36,8 +36,13 @@ from concord.hub import schema as s
 from concord.hub.blobs import BlobsMixin
 from concord.hub.exclusions import ExclusionsMixin
 from concord.hub.journal import JournalMixin
+from concord.hub.reads import ReadsMixin
+from concord.hub.tokens import TokensMixin
 from concord.model import normalize
 from concord.records import Record, canonical, hash_text
+
+if TYPE_CHECKING:
+    from concord.hub.batch import Batch, BatchOutcome
 
 DEFAULT_URL = "sqlite:///concord.db"
 _RECORD_COLS = ("tenant", "entity", "id", "seq", "hash", "deleted", "data", "updated_at", "updated_by")
@@ -152,7 +157,7 @@ class RecordWrite:
     hash: str | None = None
 
 
-class Hub(JournalMixin, ExclusionsMixin, BlobsMixin):
+class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, ReadsMixin, TokensMixin):
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
@@ -511,6 +516,87 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin):
             else:
                 conn.execute(s.links.insert().values(tenant=self.tenant, name=name,
                                                      connector=connector or "", **values))
+
+    # -- a run's chunk, committed whole (see hub/batch.py) ---------------------------
+    def commit_batch(self, batch: Batch) -> BatchOutcome:
+        """Commit one chunk of a run in one transaction: the hub records (each only if still
+        at the seq it was planned against), their link state, conflicts, quarantine and
+        left-out notes, and the checkpoint. A migration's position (``checkpoint.progress``
+        with ``written``) counts the hub writes committed with it."""
+        from concord.hub.batch import BatchOutcome
+
+        link, entity = batch.link, batch.entity
+        with self.begin() as conn:
+            self.lock_feed(conn)
+            changed: set[str] = set()
+            if batch.expected:
+                now = self._seqs(conn, entity, list(batch.expected))
+                changed = {i for i, seq in batch.expected.items() if now.get(i) != seq}
+
+            def keep(hub_id: str) -> bool:
+                return hub_id not in changed
+
+            writes = [w for w in batch.records if keep(w.id)]
+            archive = [a for a in batch.archive if keep(a.hub_id)]
+            forget = [i for i in batch.forget if keep(i)]
+            left_out = [(i, q) for i, q in batch.left_out if keep(i)]
+            conflicts = [c for c in batch.conflicts if keep(c.hub_id)]
+            self.write(conn, writes, by=batch.by, validated=True)
+            # each archive row notes the whole hub record's hash as of this commit, so the
+            # record is pending for this link again only when the hub changes it
+            written = {w.id: w.hash for w in writes if not w.deleted}
+            for a in archive:
+                a.hub_hash = written.get(a.hub_id) or a.hub_hash
+            self.save_archive(conn, link, entity, archive)
+            self.drop_archive(conn, link, entity, forget)
+            if batch.has_exclusions:
+                self.drop_exclusions(conn, link, entity,
+                                     [*batch.drop_exclusions, *(a.hub_id for a in archive)])
+            if left_out:
+                self.save_exclusions(conn, link, entity, left_out, batch.selection)
+            if batch.drop_intents and batch.has_intents:
+                self.drop_intents(conn, link, entity, batch.drop_intents)
+            self.add_conflicts(conn, [c.row(link, entity) for c in conflicts])
+            self.quarantine_items(conn, link, entity, batch.quarantine)
+            if (batch.has_quarantine or batch.quarantine) and (archive or left_out):
+                # done with: linked, or (a removal, a record edited out of the selection)
+                # left out on purpose
+                self.release_quarantine(conn, link, entity, "spoke", [a.spoke_ref for a in archive])
+                self.release_quarantine(conn, link, entity, "hub",
+                                        [*(a.hub_id for a in archive), *(i for i, _ in left_out)])
+            cp = batch.checkpoint
+            if cp is not None:
+                if cp.progress is not None and "written" in cp.progress:
+                    cp.progress["written"] = int(cp.progress["written"]) + len(writes)
+                self.save_checkpoint(conn, link, entity, cp)
+        return BatchOutcome(changed, len(writes), len(conflicts))
+
+    def set_checkpoint(self, link: str, entity: str, cp: Checkpoint) -> None:
+        with self.begin() as conn:
+            self.save_checkpoint(conn, link, entity, cp)
+
+    def checkpoint_at_head(self, link: str, entity: str,
+                           make: Callable[[int], Checkpoint]) -> None:
+        """Save the checkpoint ``make(last seq)`` under the practice's write lock, so no
+        writer takes a seq between reading the feed's head and saving what it implies."""
+        with self.begin() as conn:
+            self.lock_feed(conn)
+            self.save_checkpoint(conn, link, entity, make(self.last_seq_in(conn)))
+
+    def refresh_archive(self, link: str, entity: str, rows: Sequence[ArchiveRow]) -> None:
+        """Save link-state rows whose hub hash moved on (a hub change the link does not
+        carry), so those records are no longer pending for it."""
+        with self.begin() as conn:
+            self.save_archive(conn, link, entity, rows)
+
+    def _seqs(self, conn: Connection, entity: str, ids: list[str]) -> dict[str, int]:
+        c = s.records.c
+        out: dict[str, int] = {}
+        for i in range(0, len(ids), 500):
+            for row in conn.execute(select(c.id, c.seq).where(
+                    c.tenant == self.tenant, c.entity == entity, c.id.in_(ids[i:i + 500]))):
+                out[row.id] = int(row.seq)
+        return out
 
     # -- conflicts, quarantine ------------------------------------------------------
     def add_conflicts(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -122,8 +122,7 @@ def deactivate(hub: Hub, link: LinkConfig, *, by: str | None,
     for entity in link.entities:
         with hub.lock(f"sync:{link.name}:{entity}"):  # waits for a running one
             cp = hub.checkpoint(link.name, entity)
-            with hub.begin() as c:
-                hub.save_checkpoint(c, link.name, entity, Checkpoint(cp.hub_seq, None, None))
+            hub.set_checkpoint(link.name, entity, Checkpoint(cp.hub_seq, None, None))
     conn = _connector(link, connector)
     try:
         hooks = conn.activation_hooks()

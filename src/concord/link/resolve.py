@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
-
 from concord.errors import ConcordError
-from concord.hub import schema as s
 from concord.hub.store import Hub, RecordWrite
 
 
@@ -19,18 +16,17 @@ def resolve_conflict(hub: Hub, cid: int, *, take: str = "winner", by: str = "",
     if take not in ("winner", "loser", "merged"):
         raise ConcordError(f"take must be winner, loser or merged, not {take!r}")
     with hub.begin() as conn:
-        row = conn.execute(select(s.conflicts).where(s.conflicts.c.id == cid,
-                                                     s.conflicts.c.tenant == hub.tenant)).first()
+        row = hub.conflict(cid, conn=conn)
         if row is None:
             raise ConcordError(f"no conflict with id {cid} (see `concord conflicts`)")
-        if row.resolved_at is not None:
-            raise ConcordError(f"conflict {cid} was already resolved ({row.resolution})")
+        if row["resolved_at"] is not None:
+            raise ConcordError(f"conflict {cid} was already resolved ({row['resolution']})")
         if take == "winner":
             hub.resolve_conflict_row(conn, cid, by, "kept the winner")
             return f"conflict {cid}: kept the winner"
-        kept = json.loads(row.kept) if take == "loser" else dict(values or {})
+        kept = json.loads(row["kept"]) if take == "loser" else dict(values or {})
         hub.lock_feed(conn)
-        rec = hub.get(row.entity, row.hub_id, conn=conn)
+        rec = hub.get(row["entity"], row["hub_id"], conn=conn)
         fields = dict(rec.fields) if rec is not None else {}
         refs = dict(rec.refs) if rec is not None else {}
         for k, v in kept.items():
@@ -42,8 +38,8 @@ def resolve_conflict(hub: Hub, cid: int, *, take: str = "winner", by: str = "",
                 target.pop(key, None)
             else:
                 target[key] = v
-        hub.write(conn, [RecordWrite(row.entity, row.hub_id, fields, refs)], by=f"resolve:{by}")
+        hub.write(conn, [RecordWrite(row["entity"], row["hub_id"], fields, refs)], by=f"resolve:{by}")
         hub.resolve_conflict_row(conn, cid, by, f"took the {take} values")
-    hub.log_activity(by or "cli", "resolve conflict", link=row.link, entity=row.entity,
+    hub.log_activity(by or "cli", "resolve conflict", link=row["link"], entity=row["entity"],
                      detail=f"conflict {cid}: {take}", outcome="ok")
     return f"conflict {cid}: wrote the {take} values into the hub; the next sync carries them"

@@ -9,9 +9,9 @@ disagree.
 - red: error, inactive, paused (by an administrator, or by a rate limit "until …"), or held
   by the delete guard.
 
-"Pending" is derived, never stored: a hub record is pending for a link when the hub holds
-content the spoke has not received (hub hash differs from the link's archive hash, or a
-push/two-way link has no archive row for it yet). A record the link's own selection leaves out
+"Pending" is derived, never stored (the queries are the hub's: ``hub/reads.py``): a hub record
+is pending for a link when the hub holds content the spoke has not received (hub hash differs
+from the link's archive hash, or a push/two-way link has no archive row for it yet). A record the link's own selection leaves out
 on purpose (a value map with no entry for its value, a filter it fails, ``remove_when``) is not
 pending while the engine's note of that decision still holds: the record unwritten since
 (same seq), the same selection (see ``hub/exclusions.py``). Such records are counted apart
@@ -25,13 +25,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-
-from concord.hub import schema as s
 from concord.hub.exclusions import selection_key
+from concord.hub.reads import SENDING
 from concord.hub.store import Hub
 
-SENDING = ("push", "two-way")
+__all__ = ["SENDING", "Status", "directions", "link_status", "pending_count", "pending_ids",
+           "pending_oldest", "selections"]
 
 
 @dataclass
@@ -71,66 +70,21 @@ def selections(link_config: Any) -> dict[str, str]:
     return {name: selection_key(ec) for name, ec in ents.items()}
 
 
-def _pending_clause(direction: str, selection: str | None) -> Any:
-    r, a, e = s.records.c, s.archive.c, s.exclusions.c
-    # the hub record changed since the link last synced it (rows from before revision 0004
-    # hold no hub_hash: their content hash is the record's when the link carries all of it)
-    changed = and_(a.hub_id.is_not(None),
-                   or_(func.coalesce(a.hub_hash, a.hash) != r.hash, r.deleted.is_(True)))
-    clause = changed
-    if direction in SENDING:
-        clause = or_(changed, and_(a.hub_id.is_(None), r.deleted.is_(False)))
-    if selection is not None:  # not left out on purpose at this content and selection
-        clause = and_(clause, e.hub_id.is_(None))
-    return clause
-
-
-def _excluded_on(link: str, selection: str) -> Any:
-    """A record's note 'left out by this link' that still holds: not written since (same
-    seq; a delete writes too), same selection."""
-    r, e = s.records.c, s.exclusions.c
-    return and_(e.tenant == r.tenant, e.link == link, e.entity == r.entity, e.hub_id == r.id,
-                e.seq == r.seq, e.selection == selection, r.deleted.is_(False))
-
-
-def _joined(link: str, selection: str | None) -> Any:
-    r, a = s.records.c, s.archive.c
-    j = s.records.outerjoin(s.archive, and_(
-        a.tenant == r.tenant, a.link == link, a.entity == r.entity, a.hub_id == r.id))
-    if selection is not None:
-        j = j.outerjoin(s.exclusions, _excluded_on(link, selection))
-    return j
-
-
 def pending_count(hub: Hub, link: str, entity: str, direction: str,
                   selection: str | None = None) -> int:
-    """Records waiting to be sent over ``link``. ``selection`` (from ``selections``) leaves
-    out the records the link's filters and value maps exclude on purpose; None counts them."""
-    r = s.records.c
-    q = (select(func.count()).select_from(_joined(link, selection))
-         .where(r.tenant == hub.tenant, r.entity == entity, _pending_clause(direction, selection)))
-    with hub.engine.connect() as conn:
-        return int(conn.execute(q).scalar_one())
+    """Records waiting to be sent over ``link`` (see ``Hub.pending_count``)."""
+    return hub.pending_count(link, entity, direction, selection)
 
 
 def pending_oldest(hub: Hub, link: str, entity: str, direction: str,
                    selection: str | None = None) -> float | None:
     """When the oldest change still waiting for this link was made (None: nothing waits)."""
-    r = s.records.c
-    q = (select(func.min(r.updated_at)).select_from(_joined(link, selection))
-         .where(r.tenant == hub.tenant, r.entity == entity, _pending_clause(direction, selection)))
-    with hub.engine.connect() as conn:
-        got = conn.execute(q).scalar()
-    return float(got) if got is not None else None
+    return hub.pending_oldest(link, entity, direction, selection)
 
 
 def excluded_count(hub: Hub, link: str, entity: str, selection: str) -> int:
     """Hub records this link leaves out on purpose (its filters, value maps, remove_when)."""
-    r = s.records.c
-    q = (select(func.count()).select_from(s.records.join(s.exclusions, _excluded_on(link, selection)))
-         .where(r.tenant == hub.tenant, r.entity == entity))
-    with hub.engine.connect() as conn:
-        return int(conn.execute(q).scalar_one())
+    return hub.excluded_count(link, entity, selection)
 
 
 def pending_ids(hub: Hub, links: Mapping[str, Any], entity: str,
@@ -140,18 +94,12 @@ def pending_ids(hub: Hub, links: Mapping[str, Any], entity: str,
     out: dict[str, list[str]] = {}
     if not ids:
         return out
-    r = s.records.c
     for name, cfg in links.items():
         direction = directions(cfg).get(entity)
         if direction is None:
             continue
-        sel = selections(cfg).get(entity)
-        q = select(r.id).select_from(_joined(name, sel)).where(
-            r.tenant == hub.tenant, r.entity == entity, r.id.in_(ids),
-            _pending_clause(direction, sel))
-        with hub.engine.connect() as conn:
-            for row in conn.execute(q):
-                out.setdefault(row.id, []).append(name)
+        for hub_id in hub.pending_among(name, entity, direction, selections(cfg).get(entity), ids):
+            out.setdefault(hub_id, []).append(name)
     return out
 
 

@@ -14,10 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-
 from concord.errors import ConfigError
-from concord.hub import schema as s
 from concord.hub.store import Hub
 
 SCOPES: dict[str, str] = {
@@ -83,28 +80,16 @@ def create_token(hub: Hub, name: str, scopes: tuple[str, ...]) -> tuple[str, str
     """Create a token; returns (id, secret token). The secret is not stored."""
     tid = secrets.token_hex(6)
     token = f"{PREFIX}{tid}_{secrets.token_urlsafe(32)}"
-    with hub.begin() as conn:
-        conn.execute(s.tokens.insert().values(
-            id=tid, tenant=hub.tenant, name=name, hash=token_hash(token),
-            scopes=" ".join(scopes), created_at=time.time()))
+    hub.add_token(tid, name, token_hash(token), " ".join(scopes))
     return tid, token
 
 
 def list_tokens(hub: Hub) -> list[dict[str, Any]]:
-    c = s.tokens.c
-    q = (select(c.id, c.name, c.scopes, c.created_at, c.revoked_at, c.last_used_at)
-         .where(c.tenant == hub.tenant).order_by(c.created_at))
-    with hub.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+    return hub.token_rows()
 
 
 def revoke_token(hub: Hub, token_id: str) -> bool:
-    c = s.tokens.c
-    with hub.begin() as conn:
-        res = conn.execute(update(s.tokens).where(
-            c.tenant == hub.tenant, c.id == token_id, c.revoked_at.is_(None))
-            .values(revoked_at=time.time()))
-        return bool(res.rowcount)
+    return hub.revoke_token(token_id)
 
 
 class TokenVerifier:
@@ -130,19 +115,14 @@ class TokenVerifier:
             self._cache[h] = (now, principal)
         if principal is not None and now - self._touched.get(h, -TOUCH_EVERY) >= TOUCH_EVERY:
             self._touched[h] = now
-            c = s.tokens.c
-            with self.hub.begin() as conn:
-                conn.execute(update(s.tokens).where(c.hash == h).values(last_used_at=time.time()))
+            self.hub.touch_token(h)
         return principal
 
     def _load(self, h: str) -> Principal | None:
-        c = s.tokens.c
-        with self.hub.engine.connect() as conn:
-            row = conn.execute(select(c.id, c.name, c.scopes).where(
-                c.tenant == self.hub.tenant, c.hash == h, c.revoked_at.is_(None))).first()
+        row = self.hub.active_token(h)
         if row is None:
             return None
-        return Principal(row.id, row.name, frozenset(row.scopes.split()))
+        return Principal(row["id"], row["name"], frozenset(row["scopes"].split()))
 
     def forget(self) -> None:
         self._cache.clear()

@@ -10,9 +10,6 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import func, select
-
-from concord.hub import schema as s
 from concord.link.status import directions, link_status, pending_count, pending_oldest, selections
 from concord.service.deps import ServiceState
 
@@ -28,29 +25,15 @@ def _line(name: str, labels: dict[str, Any], value: float) -> str:
 
 def render(st: ServiceState) -> str:
     hub = st.hub
-    t = hub.tenant
     out: list[str] = []
 
     def head(name: str, kind: str, text: str) -> None:
         out.append(f"# HELP {name} {text}")
         out.append(f"# TYPE {name} {kind}")
 
-    r = s.runs.c
-    with hub.engine.connect() as conn:
-        run_rows = conn.execute(select(r.link, r.entity, r.status, func.count())
-                                .where(r.tenant == t).group_by(r.link, r.entity, r.status)).all()
-        count_rows = conn.execute(select(r.link, r.entity, r.counts)
-                                  .where(r.tenant == t, r.counts.is_not(None))).all()
-        c = s.conflicts.c
-        conf = conn.execute(select(c.link, func.count()).where(c.tenant == t, c.resolved_at.is_(None))
-                            .group_by(c.link)).all()
-        q = s.quarantine.c
-        quar = conn.execute(select(q.link, q.entity, func.count())
-                            .where(q.tenant == t, q.resolved_at.is_(None))
-                            .group_by(q.link, q.entity)).all()
-        cp = s.checkpoints.c
-        cps = {(row.link, row.entity): int(row.hub_seq) for row in conn.execute(
-            select(cp.link, cp.entity, cp.hub_seq).where(cp.tenant == t))}
+    m = hub.metrics_counts()
+    run_rows, count_rows, conf, quar, cps = (m.runs, m.run_counts, m.open_conflicts,
+                                             m.quarantined, m.checkpoints)
 
     head("concord_runs_total", "counter", "Sync runs by link, entity and outcome.")
     for link, entity, status, n in run_rows:
@@ -62,13 +45,13 @@ def render(st: ServiceState) -> str:
             doc = json.loads(counts)
         except ValueError:
             continue
-        n = sum(v for k, v in doc.items() if isinstance(v, int | float) and k not in
-                ("errors", "quarantined", "conflicts", "unchanged", "skipped"))
+        written = sum(v for k, v in doc.items() if isinstance(v, int | float) and k not in
+                      ("errors", "quarantined", "conflicts", "unchanged", "skipped"))
         key = (link, entity or "all")
-        synced[key] = synced.get(key, 0) + n
+        synced[key] = synced.get(key, 0) + written
     head("concord_records_synced_total", "counter", "Records written by sync runs.")
-    for (link, entity), n in sorted(synced.items()):
-        out.append(_line("concord_records_synced_total", {"link": link, "entity": entity}, n))
+    for (link, entity), total in sorted(synced.items()):
+        out.append(_line("concord_records_synced_total", {"link": link, "entity": entity}, total))
     head("concord_errors_total", "counter", "Sync runs that ended in an error.")
     for link, entity, status, n in run_rows:
         if status == "error":

@@ -12,9 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select
 
-from concord.hub import schema as s
 from concord.service.api.records import FieldValue, _check_values, content_of
 from concord.service.api.refusal import RESPONSES
 from concord.service.auth import Principal
@@ -74,12 +72,10 @@ def conflict_out(row: dict[str, Any]) -> ConflictOut:
 
 
 def _row(st: ServiceState, cid: int) -> dict[str, Any]:
-    c = s.conflicts.c
-    with st.hub.engine.connect() as conn:
-        row = conn.execute(select(s.conflicts).where(c.id == cid, c.tenant == st.hub.tenant)).first()
+    row = st.hub.conflict(cid)
     if row is None:
         raise HTTPException(404, f"no conflict {cid}")
-    return dict(row._mapping)
+    return row
 
 
 def load(st: ServiceState, cid: int) -> ConflictOut:

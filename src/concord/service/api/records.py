@@ -18,9 +18,8 @@ from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from concord.hub import schema as s
 from concord.hub.store import RecordWrite, load_content
 from concord.link.status import pending_ids
 from concord.records import ENTITY_TYPES, Record, new_id
@@ -211,12 +210,6 @@ def get_record(request: Request, response: Response, entity: Entity, rid: str,
     return out(st, [rec])[0]
 
 
-def _lock_tenant(st: ServiceState, conn: Connection) -> None:
-    """Take the practice's write lock first (as every hub writer does), then read."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(s.tenants.c.id).where(s.tenants.c.id == st.hub.tenant).with_for_update())
-
-
 def _check_match(rec: Record, if_match: str | None) -> None:
     if if_match is None:
         raise HTTPException(428, f"{rec.entity} {rec.id}: send If-Match with the ETag from a "
@@ -248,7 +241,7 @@ def create_record(request: Request, response: Response, entity: Entity, body: Re
     st = state(request)
     rid = body.id or new_id()
     with st.hub.begin() as conn:
-        _lock_tenant(st, conn)
+        st.hub.lock_feed(conn)  # the practice's write lock first, as every hub writer
         cur = st.hub.get(entity.value, rid, conn=conn)
         if cur is not None and not cur.deleted:
             raise HTTPException(409, f"{entity.value} {rid!r} already exists; update it with PUT")
@@ -262,7 +255,7 @@ def create_record(request: Request, response: Response, entity: Entity, body: Re
 def _update(st: ServiceState, entity: str, rid: str, if_match: str | None, p: Principal,
             fields: dict[str, Any], refs: dict[str, str | None], merge: bool) -> Record:
     with st.hub.begin() as conn:
-        _lock_tenant(st, conn)
+        st.hub.lock_feed(conn)  # the practice's write lock first, as every hub writer
         cur = _get_or_404(st, entity, rid, conn)
         _check_match(cur, if_match)
         if merge:
@@ -299,7 +292,7 @@ def delete_record(request: Request, entity: Entity, rid: str, if_match: str | No
                   p: Principal = require("records:write")) -> Response:
     st = state(request)
     with st.hub.begin() as conn:
-        _lock_tenant(st, conn)
+        st.hub.lock_feed(conn)  # the practice's write lock first, as every hub writer
         cur = _get_or_404(st, entity.value, rid, conn)
         _check_match(cur, if_match)
         st.hub.write(conn, [RecordWrite(entity.value, rid, cur.fields, cur.refs, True)], by=p.actor)

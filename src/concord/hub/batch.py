@@ -1,0 +1,68 @@
+"""What one chunk of a run commits to the hub, as data: ``Hub.commit_batch`` writes it all in
+one transaction (records, link state, conflicts, quarantine, the checkpoint), so a run killed
+at any instant leaves either the whole chunk or none of it.
+
+Each hub write names the feed position (``seq``) the engine planned it against. Under the
+practice's write lock the hub compares it with the record's position now: a record somebody
+else wrote meanwhile is not overwritten, and nothing of that record (its write, link state,
+conflicts, notes) is committed; ``BatchOutcome.changed`` names it, and the engine leaves it
+for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from concord.hub.store import ArchiveRow, Checkpoint, RecordWrite
+
+
+@dataclass(slots=True)
+class Conflict:
+    """One conflict note: which fields, who won, and the three contents at the time."""
+
+    hub_id: str
+    kind: str
+    fields: list[str]
+    winner: str
+    kept: dict[str, Any]
+    hub_content: str | None = None  # canonical JSON of the hub's side (projected)
+    spoke_content: str | None = None
+    base_content: str | None = None
+
+    def row(self, link: str, entity: str) -> dict[str, Any]:
+        return {"link": link, "entity": entity, "hub_id": self.hub_id, "kind": self.kind,
+                "fields": json.dumps(self.fields), "winner": self.winner,
+                "hub_content": self.hub_content, "spoke_content": self.spoke_content,
+                "base_content": self.base_content, "kept": json.dumps(self.kept, default=str)}
+
+
+@dataclass
+class Batch:
+    link: str
+    entity: str
+    by: str
+    #: hub id -> the seq the record was at when planned (None: it did not exist); every
+    #: record written below must be listed unless its id is fresh
+    expected: dict[str, int | None] = field(default_factory=dict)
+    records: list[RecordWrite] = field(default_factory=list)
+    archive: list[ArchiveRow] = field(default_factory=list)  # hub_hash preset: unwritten content
+    forget: list[str] = field(default_factory=list)  # archive rows to drop (unlinked)
+    conflicts: list[Conflict] = field(default_factory=list)
+    quarantine: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    left_out: list[tuple[str, int]] = field(default_factory=list)  # (hub id, seq) excluded
+    selection: str = ""  # the fingerprint the left_out notes are taken under
+    drop_exclusions: list[str] = field(default_factory=list)  # notes planned again
+    drop_intents: list[str] = field(default_factory=list)
+    has_exclusions: bool = False  # skip the exclusion/quarantine cleanups when none can exist
+    has_intents: bool = False
+    has_quarantine: bool = False
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    changed: set[str]  # hub ids written by someone else since planning: nothing committed
+    written: int  # hub records written
+    conflicts: int
