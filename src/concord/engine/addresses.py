@@ -17,16 +17,12 @@ address, so two runs, or two links, seeing the same new address make one contact
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
+from concord.errors import ConcordError
 from concord.formats.mime import normalise_address
-from concord.hub import schema as s
 from concord.hub.store import Checkpoint, Hub, RecordWrite
 from concord.records import Record
 
@@ -148,46 +144,24 @@ def _link_page(hub: Hub, link: str, mode: str, index: _Index, recs: list[Record]
         hub.write(conn, writes, by=by, validated=True)
         counts["e-mails linked to contacts"] += len(writes)
         if candidates:
-            t = s.contact_candidates
-            have_c = {r[0] for r in conn.execute(select(t.c.address).where(
-                t.c.tenant == hub.tenant, t.c.address.in_(list(candidates))))}
-            rows = [{"tenant": hub.tenant, "address": a, "name": n, "link": link,
-                     "email_id": e, "at": time.time(), "status": "open"}
-                    for a, (n, e) in candidates.items() if a not in have_c]
-            if rows:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(t.insert(), rows)
-                except IntegrityError:  # listed meanwhile by another run
-                    pass
-                counts["addresses listed for review"] += len(rows)
+            counts["addresses listed for review"] += hub.list_candidates(conn, link, candidates)
 
 
 def contact_candidates(hub: Hub) -> list[dict[str, Any]]:
     """Addresses waiting for review (not dismissed), oldest first."""
-    t = s.contact_candidates
-    with hub.engine.connect() as conn:
-        rows = conn.execute(select(t).where(t.c.tenant == hub.tenant, t.c.status == "open")
-                            .order_by(t.c.at))
-        return [dict(r._mapping) for r in rows]
+    return hub.open_candidates()
 
 
 def accept_candidates(hub: Hub, addresses: Sequence[str], *, by: str) -> list[str]:
     """Make contacts of listed addresses (the same hub ids ``create`` mode gives) and take
     them off the list; every mail link links its e-mails again on its next run, so the
     e-mails already synced from those addresses are linked too. Returns the contact ids."""
-    from sqlalchemy import delete
-
-    t = s.contact_candidates
     wanted = [normalise_address(a) for a in addresses]
     with hub.begin() as conn:
         hub.lock_feed(conn)
-        rows = {r.address: r for r in conn.execute(select(t).where(
-            t.c.tenant == hub.tenant, t.c.address.in_(wanted)))}
+        rows = hub.candidates_named(conn, wanted)
         missing = [a for a in wanted if a not in rows]
         if missing:
-            from concord.errors import ConcordError
-
             raise ConcordError(f"not listed for review: {', '.join(missing)} (fix: see "
                                "`concord contacts review` for the listed addresses)")
         ids = [contact_id(a) for a in wanted]
@@ -197,24 +171,14 @@ def accept_candidates(hub: Hub, addresses: Sequence[str], *, by: str) -> list[st
             cur = have.get(cid)
             if cur is None or cur.deleted:
                 fields: dict[str, Any] = {"emails": [{"address": a}]}
-                if rows[a].name:
-                    fields["name"] = rows[a].name
+                if rows[a]["name"]:
+                    fields["name"] = rows[a]["name"]
                 writes.append(RecordWrite("contact", cid, fields, {}))
         hub.write(conn, writes, by=by)
-        conn.execute(delete(t).where(t.c.tenant == hub.tenant, t.c.address.in_(wanted)))
-        c = s.checkpoints.c
-        conn.execute(delete(s.checkpoints).where(c.tenant == hub.tenant,
-                                                 c.entity.like("%+contacts")))
+        hub.take_candidates(conn, wanted)
     return ids
 
 
 def dismiss_candidates(hub: Hub, addresses: Sequence[str]) -> int:
     """Take addresses off the review list for good: they are never listed again."""
-    from sqlalchemy import update
-
-    t = s.contact_candidates
-    with hub.begin() as conn:
-        n = conn.execute(update(t).where(
-            t.c.tenant == hub.tenant, t.c.address.in_([normalise_address(a) for a in addresses]),
-            t.c.status == "open").values(status="dismissed")).rowcount
-    return int(n or 0)
+    return hub.dismiss_candidates([normalise_address(a) for a in addresses])

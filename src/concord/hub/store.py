@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from concord.errors import HubError
 from concord.hub import schema as s
 from concord.hub.blobs import BlobsMixin
+from concord.hub.candidates import CandidatesMixin
 from concord.hub.exclusions import ExclusionsMixin
 from concord.hub.journal import JournalMixin
 from concord.hub.reads import ReadsMixin
@@ -157,7 +158,7 @@ class RecordWrite:
     hash: str | None = None
 
 
-class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, ReadsMixin, TokensMixin):
+class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin, TokensMixin):
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
