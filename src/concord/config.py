@@ -156,6 +156,9 @@ def from_dict(data: dict[str, Any], *, source: str = "<config>", base: Path | No
             if ec.fields is not None:
                 check_fields(entity, ec.fields, source=source,
                              where=f"links.{name}.entities.{entity}.fields")
+        if link.connector == "xpm":  # its token set lives in this hub
+            link.options.setdefault("hub_url", cfg.hub.url)
+            link.options.setdefault("tenant", cfg.hub.tenant)
         for k, v in list(link.options.items()):
             if isinstance(v, str) and k in ("path", "url", "folder") and not (
                     k == "folder" and link.connector == "imap"):  # a mail folder's name

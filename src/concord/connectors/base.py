@@ -450,6 +450,7 @@ REGISTRY: dict[str, str] = {
     "carddav": "concord.connectors.dav:CardDAVConnector",
     "caldav": "concord.connectors.dav:CalDAVConnector",
     "imap": "concord.connectors.imap:ImapConnector",
+    "xpm": "concord.connectors.xpm:XpmConnector",
 }
 ENTRY_POINT_GROUP = "concord.connectors"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")

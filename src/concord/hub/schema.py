@@ -261,4 +261,37 @@ contact_candidates = Table(
     Column("email_id", String(64), nullable=False),  # the first e-mail it was seen on
     Column("at", Float, nullable=False),
     Column("status", String(16), nullable=False, default="open"),  # open | dismissed
+
+#: OAuth2 token sets of the spokes that need one (Xero Practice Manager): exactly one row per
+#: practice and provider, replaced as a whole by each refresh. The tokens are stored
+#: encrypted (Fernet, with the link's ``token_key``); ``generation`` moves with each refresh,
+#: so a process that refreshed on a stale copy can tell.
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("account", String(64)),  # the provider's id of the practice (Xero tenant id)
+    Column("access_token", Text, nullable=False),  # encrypted
+    Column("refresh_token", Text, nullable=False),  # encrypted
+    Column("expires_at", Float, nullable=False),
+    Column("scope", Text),
+    Column("generation", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: The id Concord chose for a record it created at a spoke that has no client-chosen ids
+#: (XPM): noted before the create is sent (``ref`` NULL), completed with the spoke's
+#: reference once the answer arrives, so a create whose answer was lost is found again
+#: rather than made twice.
+spoke_idents = Table(
+    "spoke_idents",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("link", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("ident", String(64), primary_key=True),
+    Column("ref", String(128)),
+    Column("attempted_at", Float, nullable=False),
+    Index("ix_spoke_idents_ref", "tenant", "link", "entity", "ref"),
 )
