@@ -236,18 +236,18 @@ class XpmConnector(Connector):
         return {c["uuid"]: c for c in got.get("clients") or [] if c.get("uuid")
                 and not m.yes(c.get("isDeleted"))}
 
-    def _all_clients(self) -> dict[str, dict[str, Any]]:
-        """The full client listing, read once per run (the contacts and tax returns of the
-        same run use it)."""
+    def _all_clients(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        """The full client listing. The client pass reads it; the contacts and tax returns
+        of the same run use that reading (until a write, or a minute later)."""
         now = self.clock()
-        if self._clients_at is None or now - self._clients_at > 60 or "client:raw" not in self.seen:
+        if fresh or self._clients_at is None or now - self._clients_at > 60 or "client:raw" not in self.seen:
             self.seen["client:raw"] = {k: Seen(v, "", now) for k, v in self._list_clients().items()}
             self._clients_at = now
         return {k: v.raw for k, v in self.seen["client:raw"].items()}
 
-    def _all_jobs(self) -> dict[str, dict[str, Any]]:
+    def _all_jobs(self, fresh: bool = False) -> dict[str, dict[str, Any]]:
         now = self.clock()
-        if self._jobs_at is None or now - self._jobs_at > 60 or "job:raw" not in self.seen:
+        if fresh or self._jobs_at is None or now - self._jobs_at > 60 or "job:raw" not in self.seen:
             got = self.call("GET", "job.api/list", params={
                 "from": self.opts.jobs_from, "to": self.opts.jobs_to, "detailed": "true"},
                 what="job list")
@@ -300,7 +300,7 @@ class XpmConnector(Connector):
             since = state.get("since")
             start = dt.datetime.fromtimestamp(now - 5, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
             if full:
-                raws = self._all_clients()
+                raws = self._all_clients(fresh=True)
                 if since:
                     modified = set(self._list_clients(since)) if self._uses_custom("client") else set()
                 new_state["full_at"] = now
@@ -313,7 +313,7 @@ class XpmConnector(Connector):
         elif entity == "tax_return":
             raws = {k: v for k, v in self._all_clients().items() if m.has_tax_return(v)}
         elif entity == "job":
-            raws = self._all_jobs()
+            raws = self._all_jobs(fresh=True)
         elif entity == "contact":
             out: dict[str, str] = {}
             self.seen["contact"] = {}
@@ -622,7 +622,15 @@ class XpmConnector(Connector):
                 return ref
         return None
 
+    def _written(self, entity: str) -> None:
+        """A write makes this run's listings of that family stale."""
+        if entity in ("client", "contact", "tax_return"):
+            self._clients_at = None
+        if entity in ("job", "task"):
+            self._jobs_at = None
+
     def create(self, entity: str, item: Item, ident: str) -> tuple[str, str]:
+        self._written(entity)
         found = self._adopt(entity, ident, item)
         if found is not None:
             sn = self._fetch(entity, found)
@@ -714,6 +722,7 @@ class XpmConnector(Connector):
 
     def update(self, entity: str, ref: str, item: Item, expected_version: str | None) -> str:
         cur = self._current(entity, ref, expected_version)
+        self._written(entity)
         f, r = item.fields, item.refs
         now = self.clock()
         if entity == "client":
@@ -761,6 +770,7 @@ class XpmConnector(Connector):
 
     def delete(self, entity: str, ref: str, expected_version: str | None) -> None:
         cur = self._current(entity, ref, expected_version)
+        self._written(entity)
         if entity == "client":
             self.call("POST", "client.api/delete", body={"uuid": ref}, what=f"client {ref}")
         elif entity == "contact":

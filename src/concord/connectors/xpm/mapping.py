@@ -144,13 +144,10 @@ def client_fields(raw: dict[str, Any], custom: list[dict[str, Any]], tax_names: 
     addrs = [a for a in (_address(raw, "", ["work"]), _address(raw, "postal", ["postal"])) if a]
     if addrs:
         f["addresses"] = addrs
-    extras = extras_of(raw, CLIENT_NAMED | TAX_NAMED | {"isProspect", "isArchived"})
-    # the Yes/No flags are kept verbatim, so a write sends back exactly what XPM said
-    flags = [{"name": k, "value": str(raw[k])} for k in ("isArchived", "isProspect") if raw.get(k)]
-    if extras or flags:
-        ex = extras or {"format": FORMAT, "props": []}
-        ex["props"] = sorted(ex["props"] + flags, key=lambda p: p["name"])
-        f["extras"] = ex
+    # isArchived / isProspect are ``status``; the tax fields travel on the tax return
+    extras = extras_of(raw, CLIENT_NAMED | TAX_NAMED)
+    if extras:
+        f["extras"] = extras
     f.update(custom_fields_of(custom, tax_names))
     refs: Refs = {}
     manager = raw.get("accountManager") or {}
@@ -259,7 +256,7 @@ def staff_body(fields: Fields) -> dict[str, Any]:
 
 
 # -- jobs ---------------------------------------------------------------------------------
-JOB_NAMED = {"id", "name", "description", "state", "type", "startDate", "dueDate",
+JOB_NAMED = {"id", "uuid", "name", "description", "state", "type", "startDate", "dueDate",
              "completedDate", "budget", "client", "manager", "partner", "tasks"}
 
 
