@@ -292,6 +292,7 @@ spoke_idents = Table(
     Column("entity", String(32), primary_key=True),
     Column("ident", String(64), primary_key=True),
     Column("ref", String(128)),
+    Column("fingerprint", Text),  # what identifies the content sent (name, e-mail, code)
     Column("attempted_at", Float, nullable=False),
     Index("ix_spoke_idents_ref", "tenant", "link", "entity", "ref"),
 )

@@ -287,6 +287,31 @@ class XpmConnector(Connector):
         return max(0, self.gate.day_left() - self.opts.day_reserve)
 
     def changes(self, entity: str, token: str | None) -> Changes:
+        ch = self._changes(entity, token)
+        self._resolve_lost_creates(entity)
+        return ch
+
+    def _resolve_lost_creates(self, entity: str) -> None:
+        """Creates sent whose answer never came (noted with no ref): a listed record that
+        matches one by content, and has no ident yet, is the one it made; noting it lets the
+        engine link it to its hub record instead of importing it as a new one."""
+        with self.hub.engine.connect() as conn:
+            rows = list(conn.execute(select(s.spoke_idents).where(self._ident_where(entity))))
+        lost = {r.ident: r for r in rows if r.ref is None}
+        if not lost:
+            return
+        known = {r.ref for r in rows if r.ref is not None}
+        for ident, row in lost.items():
+            for ref, sn in self.seen.get(entity, {}).items():
+                if ref in known:
+                    continue
+                got = self._item(entity, ref, Seen(sn.raw, sn.version, sn.at, sn.custom or [], sn.parent))
+                if json.dumps(_identity(entity, got.fields)) == row.fingerprint:
+                    self._note_ident(entity, ident, ref)
+                    known.add(ref)
+                    break
+
+    def _changes(self, entity: str, token: str | None, dry: bool = False) -> Changes:
         state: dict[str, Any] = json.loads(token) if token else {}
         versions: dict[str, str] = dict(state.get("v") or {})
         now = self.clock()
@@ -298,7 +323,7 @@ class XpmConnector(Connector):
         if entity == "client":
             full = not token or now - float(state.get("full_at") or 0) >= self.opts.full_every
             since = state.get("since")
-            start = dt.datetime.fromtimestamp(now - 5, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            start = _iso(now - 1)  # XPM's modifiedSince has whole seconds
             if full:
                 raws = self._all_clients(fresh=True)
                 if since:
@@ -371,9 +396,15 @@ class XpmConnector(Connector):
         costs = self._uses_custom(kind)
         allowed = self._budget() if costs else len(need)
         if costs and allowed < len(need) and modified:
+            # not all of it today: which of the modified ones changed in the last hour
             recent = set(self._list_clients(_iso(now - 3600))) & modified
             need.sort(key=lambda t: (t[0], t[1] not in recent))
+            allowed = self._budget()
         deferred = need[allowed:]
+        if dry:  # an estimate: the listing only
+            self.last_estimate[entity] = Estimate(entity, self.gate.used, min(allowed, len(need)),
+                                                  len(deferred), self.gate.day_left())
+            return Changes({}, token=token)
         done_refs: list[str] = []
         for _, ref in need[:allowed]:
             custom = self._custom(kind, ref) if costs else []
@@ -413,10 +444,21 @@ class XpmConnector(Connector):
         return self.changes(entity, None).changed.items()
 
     def estimate(self, entity: str, token: str | None) -> Estimate:
-        """The calls a run of ``entity`` will take, before it runs (the listing, one call,
-        is made and kept for the run)."""
-        self.changes(entity, token)
-        return self.last_estimate.get(entity) or Estimate(entity, 1, 0, 0, self.gate.day_left())
+        """The calls a run of ``entity`` from ``token`` will take, before it runs: the
+        listings are read (a call or two; ``listing`` counts them), the custom field values
+        of what changed are counted, not read."""
+        used = self.gate.used
+        if entity in CUSTOM_OWNER:
+            self._changes(entity, token, dry=True)
+            est = self.last_estimate[entity]
+            est.listing = self.gate.used - used
+        else:
+            self._changes(entity, token)
+            est = Estimate(entity, self.gate.used - used, 0, 0, self.gate.day_left())
+        est.notes.append("writes: one or two calls per record sent to XPM, and a version "
+                         "check unless this run listed the record moments before")
+        self.last_estimate[entity] = est
+        return est
 
     # -- reading items ----------------------------------------------------------------------
     def _item(self, entity: str, ref: str, sn: Seen) -> Item:
@@ -523,15 +565,19 @@ class XpmConnector(Connector):
             return conn.execute(select(s.spoke_idents).where(
                 self._ident_where(entity), s.spoke_idents.c.ident == ident)).first()
 
-    def _note_ident(self, entity: str, ident: str, ref: str | None) -> None:
+    def _note_ident(self, entity: str, ident: str, ref: str | None,
+                    item: Item | None = None) -> None:
+        values: dict[str, Any] = {"ref": ref}
+        if item is not None:
+            values["fingerprint"] = json.dumps(_identity(entity, item.fields))
         with self.hub.begin() as conn:
             c = s.spoke_idents.c
             done = conn.execute(s.spoke_idents.update().where(
-                self._ident_where(entity), c.ident == ident).values(ref=ref))
+                self._ident_where(entity), c.ident == ident).values(**values))
             if done.rowcount == 0:
                 conn.execute(s.spoke_idents.insert().values(
-                    tenant=self.hub.tenant, link=self.link, entity=entity, ident=ident, ref=ref,
-                    attempted_at=self.clock()))
+                    tenant=self.hub.tenant, link=self.link, entity=entity, ident=ident,
+                    attempted_at=self.clock(), **values))
         if ref is not None:
             if not hasattr(self, "_idents"):
                 self._idents = {}
@@ -608,7 +654,7 @@ class XpmConnector(Connector):
         with self.hub.engine.connect() as conn:
             known = {r.ref for r in conn.execute(select(s.spoke_idents.c.ref).where(
                 self._ident_where(entity)))}
-        want = _identity(entity, item.fields, item.refs)
+        want = row.fingerprint or json.dumps(_identity(entity, item.fields))
         for ref in listed:
             if ref in known:
                 continue
@@ -617,7 +663,7 @@ class XpmConnector(Connector):
                 continue
             got = self._item(entity, ref, sn) if entity not in CUSTOM_OWNER or sn.custom is not None \
                 else self._item(entity, ref, Seen(sn.raw, sn.version, sn.at, [], sn.parent))
-            if _identity(entity, got.fields, got.refs) == want:
+            if json.dumps(_identity(entity, got.fields)) == want:
                 self._note_ident(entity, ident, ref)
                 return ref
         return None
@@ -636,7 +682,7 @@ class XpmConnector(Connector):
             sn = self._fetch(entity, found)
             if sn is not None:
                 return found, sn.version
-        self._note_ident(entity, ident, None)
+        self._note_ident(entity, ident, None, item)
         f, r = item.fields, item.refs
         now = self.clock()
         if entity == "client":
@@ -825,10 +871,12 @@ def _error_text(r: httpx.Response) -> str:
     return str(got)[:300]
 
 
-def _identity(entity: str, fields: Fields, refs: Refs) -> Any:
-    """What makes a record the one a lost create made: its name (and parent)."""
-    key = "summary" if entity == "task" else "form" if entity == "tax_return" else "name"
-    return (fields.get(key), sorted(refs.items()))
+def _identity(entity: str, fields: Fields) -> Any:
+    """What makes a listed record the one a lost create made: its content as the connector
+    reads it back (the fields XPM keeps as they were sent)."""
+    keys = {"task": ("summary", "description"), "tax_return": ("form",),
+            "custom_field": ("name", "type")}.get(entity, ("name", "emails", "code"))
+    return tuple(json.dumps(fields.get(k), sort_keys=True) for k in keys)
 
 
 def _request_types() -> dict[str, dict[str, str]]:

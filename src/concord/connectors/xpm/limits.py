@@ -30,6 +30,7 @@ from concord.errors import RateLimited
 MINUTE_LIMIT = 60
 DAY_LIMIT = 5000
 CONCURRENCY = 5
+DAY_PROBE = 3600.0  # a day with no calls left is tried again after this long
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Gate:
     min_remaining: int | None = None
     day_remaining: int | None = None
     day_seen_at: float = 0.0
+    day_retry_at: float = 0.0  # when a spent day may be tried again
     used: int = 0  # calls let through by this gate
     waited: float = 0.0  # seconds spent waiting for the minute window
     _slots: threading.BoundedSemaphore = field(
@@ -63,8 +65,10 @@ class Gate:
                 while self.calls and self.calls[0] <= now - 60:
                     self.calls.popleft()
                 if self.day_remaining is not None and self.day_remaining <= 0:
-                    raise RateLimited(
-                        "XPM's daily limit of calls is spent", retry_after=self._day_reset(now))
+                    if now < self.day_retry_at:
+                        raise RateLimited("XPM's daily limit of calls is spent",
+                                          retry_after=self.day_retry_at - now)
+                    self.day_remaining = None  # time to find out again
                 wait = 0.0
                 if len(self.calls) >= self.minute_limit:
                     wait = self.calls[0] + 60 - now
@@ -92,10 +96,9 @@ class Gate:
             if day_remaining is not None and day_remaining.isdigit():
                 self.day_remaining = int(day_remaining)
                 self.day_seen_at = self.clock()
-
-    def _day_reset(self, now: float) -> float:
-        # a rolling day: the oldest call of the window leaves it within a day at the latest
-        return max(60.0, 86400.0 - (now - self.day_seen_at)) if self.day_seen_at else 3600.0
+                if self.day_remaining <= 0:
+                    # a rolling day frees its oldest calls first: look again in an hour
+                    self.day_retry_at = max(self.day_retry_at, self.day_seen_at + DAY_PROBE)
 
     def note_429(self, retry_after: str | None, problem: str | None) -> None:
         """Wait out a short 429, raise ``RateLimited`` (pause the link) for a long one."""
@@ -107,6 +110,7 @@ class Gate:
         if problem == "day":
             with self._lock:
                 self.day_remaining = 0
+                self.day_retry_at = self.clock() + wait
             raise RateLimited("XPM's daily limit of calls is reached", retry_after=wait)
         if wait > self.max_wait:
             raise RateLimited(f"XPM asked to wait ({problem} limit)", retry_after=wait)

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("entity", sa.String(length=32), nullable=False),
         sa.Column("ident", sa.String(length=64), nullable=False),
         sa.Column("ref", sa.String(length=128), nullable=True),
+        sa.Column("fingerprint", sa.Text(), nullable=True),
         sa.Column("attempted_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("tenant", "link", "entity", "ident"),
     )
