@@ -366,7 +366,7 @@ def test_a_wrong_token_key_is_a_clear_error(env: Env) -> None:
     other = connector(env.fake, env.hub, token_key=Fernet.generate_key().decode())
     with pytest.raises(Exception, match="token_key"):
         list(other.list("staff"))
-    assert TOKEN_KEY != other.opts.token_key.get_secret_value()
+    assert other.opts.token_key.get_secret_value() != TOKEN_KEY
 
 
 def test_never_more_than_five_calls_in_flight(env: Env) -> None:

@@ -38,3 +38,16 @@ def test_a_hub_at_revision_0002_gains_the_exclusions_table(tmp_path: Path) -> No
     assert "exclusions" in insp.get_table_names()
     assert {"ix_exclusions_selection"} <= {i["name"] for i in insp.get_indexes("exclusions")}
     assert not upgraded.has_exclusions("office", "task")
+
+
+def test_a_hub_at_revision_0004_gains_the_token_and_ident_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0004")
+    assert {"oauth_tokens", "spoke_idents"}.isdisjoint(inspect(engine).get_table_names())
+    upgraded = Hub(url)
+    insp = inspect(upgraded.engine)
+    assert {"oauth_tokens", "spoke_idents"} <= set(insp.get_table_names())
+    assert [c["name"] for c in insp.get_pk_constraint("oauth_tokens")["constrained_columns"] and
+            insp.get_columns("oauth_tokens")][:2] == ["tenant", "provider"]
+    assert {"ix_spoke_idents_ref"} <= {i["name"] for i in insp.get_indexes("spoke_idents")}

@@ -28,16 +28,24 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from sqlalchemy import select
 
-from concord.connectors.base import Capabilities, Changes, Connector, ConnectorOptions, Item, ItemError
+from concord.connectors.base import (
+    Capabilities,
+    Changes,
+    Connector,
+    ConnectorOptions,
+    Item,
+    ItemError,
+)
 from concord.connectors.xpm import mapping as m
 from concord.connectors.xpm.auth import Tokens, TokenVault
 from concord.connectors.xpm.limits import Gate, gate_for
@@ -51,9 +59,15 @@ from concord.errors import (
 )
 from concord.hub import schema as s
 from concord.hub.store import Hub
-from concord.records import Fields, Refs, content_hash
+from concord.records import Fields, content_hash
+
+#: custom field values as XPM answers them
+Values = list[dict[str, Any]]
 
 API_URL = "https://api.xero.com/practicemanager"
+#: the HTTP transport of connectors made from a configuration (None: the network). The
+#: tests set it to the in-process XPM fake, as no local XPM server exists.
+DEFAULT_TRANSPORT: httpx.BaseTransport | None = None
 ENTITIES = ("staff", "client", "contact", "custom_field", "job", "tax_return", "task")
 #: entity -> XPM owner kind whose custom field values it carries
 CUSTOM_OWNER = {"client": "client", "job": "job", "tax_return": "client"}
@@ -81,6 +95,17 @@ class XpmOptions(ConnectorOptions):
     timeout: float = Field(30.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
 
+    @field_validator("client_secret", "token_key", mode="before")
+    @classmethod
+    def _from_environment(cls, v: Any) -> Any:
+        """``env:NAME`` reads the secret from the environment, so it stays out of the file."""
+        if isinstance(v, str) and v.startswith("env:"):
+            name = v[4:]
+            if name not in os.environ:
+                raise ValueError(f"the environment variable {name} is not set")
+            return os.environ[name]
+        return v
+
 
 class NotFound(ConnectorError):
     pass
@@ -93,7 +118,7 @@ class Seen:
     raw: dict[str, Any]
     version: str
     at: float
-    custom: list[dict[str, Any]] | None = None
+    custom: Values | None = None
     parent: str | None = None  # a contact's client, a task's job
 
 
@@ -136,7 +161,7 @@ class XpmConnector(Connector):
                                   fix="use the link from a concord.toml with a [hub] table")
             hub = Hub(options.hub_url, options.tenant)
         self.hub = hub
-        self.http = httpx.Client(transport=transport, timeout=options.timeout)
+        self.http = httpx.Client(transport=transport or DEFAULT_TRANSPORT, timeout=options.timeout)
         self.vault = TokenVault(hub, options.token_key)
         self.tokens = Tokens(self.vault, self.http, client_id=options.client_id,
                              client_secret=options.client_secret, clock=self.clock,
@@ -145,7 +170,7 @@ class XpmConnector(Connector):
         self.seen: dict[str, dict[str, Seen]] = {}
         self._clients_at: float | None = None  # when the full client listing in ``seen`` was read
         self._jobs_at: float | None = None
-        self._defs: list[dict[str, Any]] | None = None
+        self._defs: Values | None = None
         self.last_estimate: dict[str, Estimate] = {}
 
     # -- calls ------------------------------------------------------------------------------
@@ -199,15 +224,15 @@ class XpmConnector(Connector):
                 raise TerminalError("XPM refused the practice's access token after a refresh "
                                     "(fix: connect again with `concord xpm connect`)")
             if r.status_code >= 400:
-                raise ItemInvalid(f"XPM refused {what or path}: {r.status_code} "
-                                  f"{_error_text(r)} (fix: correct the record named, or the "
-                                  "value XPM names, and sync again)")
+                raise ItemInvalid(what or path, f"XPM refused it: {r.status_code} {_error_text(r)}",
+                                  fix="correct the record named, or the value XPM names, "
+                                      "and sync again")
             return r.json() if r.content else {}
         raise TransientError(f"XPM {what or path}: {last or 'no answer'} after "
                              f"{self.opts.retries + 1} tries; the next run tries again")
 
     # -- listings ---------------------------------------------------------------------------
-    def _definitions(self) -> list[dict[str, Any]]:
+    def _definitions(self) -> Values:
         if self._defs is None:
             self._defs = self.call("GET", "customfield.api/definition", what="field definitions").get(
                 "customFieldDefinitions") or []
@@ -219,12 +244,12 @@ class XpmConnector(Connector):
         key = {"client": "useClient", "job": "useJob"}[kind]
         return any(d.get(key) for d in self._definitions())
 
-    def _custom(self, kind: str, ref: str) -> list[dict[str, Any]]:
+    def _custom(self, kind: str, ref: str) -> Values:
         if not self._uses_custom(kind):
             return []
         path = (f"client.api/get/{ref}/customfield" if kind == "client"
                 else f"job.api/get/{ref}/customfield")
-        got: list[dict[str, Any]] = self.call("GET", path, what=f"{kind} {ref} custom fields").get(
+        got: Values = self.call("GET", path, what=f"{kind} {ref} custom fields").get(
             "customFields") or []
         return got
 
@@ -267,7 +292,7 @@ class XpmConnector(Connector):
             return {k: v for k, v in raw.items() if k != "tasks"}
         return raw
 
-    def _custom_part(self, entity: str, custom: list[dict[str, Any]]) -> Fields:
+    def _custom_part(self, entity: str, custom: Values) -> Fields:
         values = m.custom_fields_of(custom)
         tax = {f"custom.{n}" for n in self.opts.tax_fields.values()}
         if entity == "tax_return":
@@ -276,7 +301,7 @@ class XpmConnector(Connector):
             return {k: v for k, v in values.items() if k not in tax}
         return values
 
-    def _version(self, entity: str, raw: dict[str, Any], custom: list[dict[str, Any]] | None,
+    def _version(self, entity: str, raw: dict[str, Any], custom: Values | None,
                  parent: str | None = None) -> str:
         base = _h([self._base(entity, raw), parent])
         if entity not in CUSTOM_OWNER:
@@ -412,6 +437,11 @@ class XpmConnector(Connector):
             changed[ref] = versions[ref] = v
             seen[ref] = Seen(raws[ref], v, now, custom)
             done_refs.append(ref)
+        if deferred:
+            self.hub.log_activity(
+                "xpm", "call budget", link=self.link, entity=entity, outcome="deferred",
+                detail=f"{len(done_refs)} changed record(s) synced, {len(deferred)} deferred to "
+                       f"a later run: {self.gate.day_left()} of XPM's daily calls left")
         for _, ref in deferred:
             if ref in versions:
                 changed[ref] = versions[ref]  # the old version: not taken for changed, nor deleted
@@ -599,7 +629,7 @@ class XpmConnector(Connector):
         return _REQUEST_TYPES[name]
 
     def _write_custom(self, kind: str, ref: str, fields: Fields, names: set[str] | None = None,
-                      old: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+                      old: Values | None = None) -> Values:
         """Write the record's custom.<name> values that changed; returns the values now."""
         if not self.opts.custom_fields:
             return old or []
@@ -609,19 +639,18 @@ class XpmConnector(Connector):
         have = m.custom_fields_of(old or [])
         defs = {d.get("name"): d for d in self._definitions()}
         out = [dict(v) for v in old or []]
-        updates = []
-        keep = (lambda n: n in names) if names is not None else (
-            lambda n: n not in set(self.opts.tax_fields.values()))
+        updates: Values = []
+        tax = set(self.opts.tax_fields.values())
         for name in sorted(set(want) | {k[len("custom."):] for k in have}):
-            if not keep(name):
+            if (name not in names) if names is not None else (name in tax):
                 continue
             value = want.get(name)
             if have.get(f"custom.{name}") == value:
                 continue
             d = defs.get(name)
             if d is None:
-                raise ItemInvalid(f"XPM has no custom field {name!r} (fix: add it in XPM, or "
-                                  f"sync the field definitions first)")
+                raise ItemInvalid(f"{kind} {ref}", f"XPM has no custom field {name!r}",
+                                  fix="add it in XPM, or sync the field definitions first")
             key = VALUE_KEY.get(str(d.get("type") or "text").lower().replace("-", "").replace(" ", ""),
                                 "text")
             if key == "number" and isinstance(value, float) and not value.is_integer():
@@ -696,7 +725,8 @@ class XpmConnector(Connector):
         elif entity == "contact":
             client = r.get("client")
             if not client:
-                raise ItemInvalid("an XPM contact belongs to a client (fix: give the contact a client)")
+                raise ItemInvalid(ident, "an XPM contact belongs to a client",
+                                  fix="give the contact a client")
             got = self.call("POST", "client.api/contact", body={
                 **_clean(m.contact_body(f, r)), "client": {"uuid": client}}, what="new contact")
             raw = got["contact"]
@@ -710,7 +740,7 @@ class XpmConnector(Connector):
         elif entity == "job":
             client = r.get("client")
             if not client:
-                raise ItemInvalid("an XPM job belongs to a client (fix: give the job a client)")
+                raise ItemInvalid(ident, "an XPM job belongs to a client", fix="give the job a client")
             body = {**_clean(m.job_body(f, r)), "clientUuid": client}
             if f.get("code"):
                 body["id"] = f["code"]
@@ -725,7 +755,7 @@ class XpmConnector(Connector):
         elif entity == "task":
             job = r.get("job")
             if not job:
-                raise ItemInvalid("an XPM task belongs to a job (fix: give the task a job)")
+                raise ItemInvalid(ident, "an XPM task belongs to a job", fix="give the task a job")
             ref = self.call("POST", "job.api/task", body={**_clean(m.task_body(f)), "job": job},
                             what="new task")["uuid"]
             if f.get("status") == "COMPLETED":
@@ -747,7 +777,7 @@ class XpmConnector(Connector):
         else:  # tax_return: the client's tax fields
             client = r.get("client")
             if not client:
-                raise ItemInvalid("a tax return belongs to a client (fix: give it a client)")
+                raise ItemInvalid(ident, "a tax return belongs to a client", fix="give it a client")
             self._note_ident(entity, ident, client)
             return client, self._write_tax(client, f, None)
         self._note_ident(entity, ident, ref)

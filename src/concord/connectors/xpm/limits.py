@@ -70,9 +70,7 @@ class Gate:
                                           retry_after=self.day_retry_at - now)
                     self.day_remaining = None  # time to find out again
                 wait = 0.0
-                if len(self.calls) >= self.minute_limit:
-                    wait = self.calls[0] + 60 - now
-                elif self.min_remaining is not None and self.min_remaining <= 0 and self.calls:
+                if len(self.calls) >= self.minute_limit or (self.min_remaining is not None and self.min_remaining <= 0 and self.calls):
                     wait = self.calls[0] + 60 - now
                 if wait <= 0:
                     self.calls.append(now)
