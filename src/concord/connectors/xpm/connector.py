@@ -40,6 +40,7 @@ from sqlalchemy import select
 
 from concord.connectors.base import (
     Capabilities,
+    ChangeCapture,
     Changes,
     Connector,
     ConnectorOptions,
@@ -140,7 +141,11 @@ def _h(value: Any) -> str:
     return content_hash({"v": value}, {})[:16]
 
 
-class XpmConnector(Connector):
+class XpmConnector(ChangeCapture, Connector):
+    """Changes come from a token (``ChangeCapture``): ``modifiedSince`` and the content
+    hashes of the last listing; every kind of write is accepted (a job task's delete is
+    refused by XPM's API, and said so)."""
+
     name: ClassVar[str] = "xpm"
     capabilities: ClassVar[Capabilities] = Capabilities(entities=ENTITIES, incremental=True)
     Options: ClassVar[type[ConnectorOptions]] = XpmOptions
