@@ -95,6 +95,20 @@ def _ui_fix(fix: str) -> str:
     return fix
 
 
+def sync_hidden(cfg: Any, entity: str) -> bool:
+    """A Sync button the link's settings make meaningless, as in practice managers' own
+    XPM links: with Concord primary for client maintenance (clients pushed to XPM), the
+    custom field definitions are maintained in Concord too, so fetching them is hidden."""
+    return (getattr(cfg, "connector", "") == "xpm" and entity == "custom_field"
+            and directions(cfg).get("client") == "push")
+
+
+def sync_label(cfg: Any, entity: str) -> str:
+    if getattr(cfg, "connector", "") == "xpm" and entity == "custom_field":
+        return "Field Definitions"
+    return LABELS[entity]
+
+
 def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None) -> dict[str, Any]:
     cfg = st.links[name]
     busy = st.scheduler.busy(name)
@@ -103,10 +117,11 @@ def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None
     running = set(status.running) | set(status.queued) | set(busy)
     buttons = []
     for entity in (e for e in ENTITY_TYPES if e in directions(cfg)):
-        if not p.has(sync_scope(entity)):
+        if not p.has(sync_scope(entity)) or sync_hidden(cfg, entity):
             continue
         syncing = entity in running or "all" in running
-        buttons.append({"entity": entity, "label": f"Sync {LABELS[entity]}", "syncing": syncing})
+        buttons.append({"entity": entity, "label": f"Sync {sync_label(cfg, entity)}",
+                        "syncing": syncing})
     if p.has("admin") and len(directions(cfg)) > 1:  # the whole link: its first migration
         buttons.append({"entity": "all", "label": "Sync All", "syncing": bool(running)})
     actions: list[tuple[str, str]] = []
