@@ -21,7 +21,7 @@ from concord.config import Config, from_dict
 from concord.engine import sync_link
 from concord.hub import schema as s
 from concord.hub.store import Hub
-from concord.status import link_status
+from concord.link.status import link_status
 from tests.servers.xpm import TOKEN_KEY, XpmFake, connect, connector, options
 
 ALL = ["staff", "client", "contact", "custom_field", "job", "tax_return", "task"]

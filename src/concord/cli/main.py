@@ -169,7 +169,7 @@ def _wire() -> None:
     app.add_typer(link_app, name="link")
     app.add_typer(contacts_app, name="contacts")
     app.add_typer(token_app, name="token")
-    from concord.cli_xpm import xpm_app
+    from concord.cli.xpm import xpm_app
 
     app.add_typer(xpm_app, name="xpm")
     app.command()(serve)

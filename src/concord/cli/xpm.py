@@ -16,10 +16,10 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="CONCORD_CONFI
 
 
 def _connector(config: Path, name: str):  # type: ignore[no-untyped-def]
-    from concord.cli import _load, err
+    from concord.cli.options import err, load
     from concord.connectors.base import make_connector
 
-    cfg, hub = _load(config)
+    cfg, hub = load(config)
     link = cfg.link(name)
     if link.connector != "xpm":
         err.print(f"[red]link {name!r} is a {link.connector} link, not an xpm one[/]")
@@ -33,7 +33,7 @@ def connect(name: Annotated[str, typer.Argument(help="the xpm link")],
     """Log in to Xero (authorization code with PKCE) and keep the practice's token set in
     the hub: open the address shown, log in as an XPM user, paste the address Xero sends
     the browser to."""
-    from concord.cli import console, err
+    from concord.cli.options import console, err
     from concord.connectors.xpm.auth import finish_authorization, start_authorization
     from concord.errors import ConcordError
 
@@ -71,7 +71,7 @@ def estimate(name: Annotated[str, typer.Argument(help="the xpm link")],
     day's remaining calls leave for later."""
     from rich.table import Table
 
-    from concord.cli import console, err
+    from concord.cli.options import console, err
     from concord.errors import ConcordError
 
     _cfg, hub, link, conn = _connector(config, name)
