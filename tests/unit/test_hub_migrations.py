@@ -40,10 +40,10 @@ def test_a_hub_at_revision_0002_gains_the_exclusions_table(tmp_path: Path) -> No
     assert not upgraded.has_exclusions("office", "task")
 
 
-def test_a_hub_at_revision_0004_gains_the_token_and_ident_tables(tmp_path: Path) -> None:
+def test_a_hub_at_revision_0005_gains_the_token_and_ident_tables(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
-    upgrade(engine, "0004")
+    upgrade(engine, "0005")
     assert {"oauth_tokens", "spoke_idents"}.isdisjoint(inspect(engine).get_table_names())
     upgraded = Hub(url)
     insp = inspect(upgraded.engine)

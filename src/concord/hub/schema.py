@@ -261,6 +261,8 @@ contact_candidates = Table(
     Column("email_id", String(64), nullable=False),  # the first e-mail it was seen on
     Column("at", Float, nullable=False),
     Column("status", String(16), nullable=False, default="open"),  # open | dismissed
+)
+
 
 #: OAuth2 token sets of the spokes that need one (Xero Practice Manager): exactly one row per
 #: practice and provider, replaced as a whole by each refresh. The tokens are stored
