@@ -79,3 +79,14 @@ def test_pkce_is_s256_of_the_verifier() -> None:
     auth = start_authorization("cid", "http://127.0.0.1:1/cb")
     assert f"code_challenge={challenge_of(auth)}" in auth.url
     assert auth.verifier.get_secret_value() not in auth.url and "offline_access" in auth.url
+
+
+def test_a_field_named_by_a_non_ascii_digit_is_refused_not_a_server_error() -> None:
+    """Found by the API fuzz test: a field '¹' (a digit to str.isdigit, not to int) made the
+    422 refusal itself fail with a 500."""
+    from concord.model import ModelError
+    from concord.service.api.refusal import refusal
+
+    exc = ModelError("task", [("¹", "is not a field of the task model")], record="t1")
+    out = refusal(exc).model_dump()
+    assert "¹" in str(out)

@@ -75,7 +75,7 @@ def _owner(entity: str, parts: list[str]) -> type[BaseModel] | None:
     EmailAddress); None when the path leaves the typed values."""
     cur: Any = MODELS.get(entity)
     for part in parts[:-1]:
-        if part.isdigit() or not _is_value_model(cur):
+        if (part.isascii() and part.isdigit()) or not _is_value_model(cur):
             continue
         f = cur.model_fields.get(part)
         if f is None:
@@ -125,7 +125,7 @@ def problem(entity: str, key: str, msg: str) -> Problem:
     """One problem of a ModelError, with the fix for that field."""
     # A custom field's name may hold dots; it is one scalar, so its key is the whole path.
     parts = [key] if key.startswith(CUSTOM_PREFIX) else key.split(".") if key else []
-    loc: list[str | int] = ["body", "fields", *(int(p) if p.isdigit() else p for p in parts)]
+    loc: list[str | int] = ["body", "fields", *(int(p) if p.isascii() and p.isdigit() else p for p in parts)]
     top = parts[0] if parts else ""
     if top and shape(entity, top) is None:
         text = _unknown(entity, top)
