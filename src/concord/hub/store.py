@@ -38,6 +38,7 @@ from concord.hub.candidates import CandidatesMixin
 from concord.hub.exclusions import ExclusionsMixin
 from concord.hub.journal import JournalMixin
 from concord.hub.reads import ReadsMixin
+from concord.hub.spokestate import SpokeStateMixin
 from concord.hub.tokens import TokensMixin
 from concord.model import normalize
 from concord.records import Record, canonical, hash_text
@@ -158,7 +159,8 @@ class RecordWrite:
     hash: str | None = None
 
 
-class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin, TokensMixin):
+class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin, TokensMixin,
+          SpokeStateMixin):
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,

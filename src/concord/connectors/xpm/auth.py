@@ -32,10 +32,8 @@ from urllib.parse import urlencode
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
-from sqlalchemy import select
 
 from concord.errors import ConfigError, TerminalError, TransientError
-from concord.hub import schema as s
 from concord.hub.store import Hub
 
 AUTHORIZE_URL = "https://login.xero.com/identity/connect/authorize"
@@ -99,10 +97,6 @@ class TokenVault:
                                   "in the environment") from exc
         self.hub, self.provider = hub, provider
 
-    def _where(self) -> Any:
-        c = s.oauth_tokens.c
-        return (c.tenant == self.hub.tenant) & (c.provider == self.provider)
-
     def _decode(self, row: Any) -> TokenSet:
         try:
             return TokenSet(SecretStr(self.fernet.decrypt(row.access_token.encode()).decode()),
@@ -115,12 +109,7 @@ class TokenVault:
                 "`concord xpm connect`)") from exc
 
     def load(self, conn: Any = None) -> TokenSet | None:
-        q = select(s.oauth_tokens).where(self._where())
-        if conn is None:
-            with self.hub.engine.connect() as c:
-                row = c.execute(q).first()
-        else:
-            row = conn.execute(q.with_for_update()).first()
+        row = self.hub.oauth_row(self.provider, conn)
         return None if row is None else self._decode(row)
 
     def save(self, tokens: TokenSet, conn: Any = None, *, now: float | None = None) -> TokenSet:
@@ -132,20 +121,11 @@ class TokenVault:
                "refresh_token": self.fernet.encrypt(tokens.refresh_token.get_secret_value().encode()).decode(),
                "expires_at": tokens.expires_at, "account": tokens.account, "scope": tokens.scope,
                "updated_at": time.time() if now is None else now}
-        row = conn.execute(select(s.oauth_tokens.c.generation).where(self._where())).first()
-        if row is None:
-            gen = 1
-            conn.execute(s.oauth_tokens.insert().values(tenant=self.hub.tenant,
-                                                        provider=self.provider, generation=gen, **enc))
-        else:
-            gen = int(row.generation) + 1
-            conn.execute(s.oauth_tokens.update().where(self._where()).values(generation=gen, **enc))
-        tokens.generation = gen
+        tokens.generation = self.hub.save_oauth_row(conn, self.provider, enc)
         return tokens
 
     def forget(self) -> None:
-        with self.hub.begin() as conn:
-            conn.execute(s.oauth_tokens.delete().where(self._where()))
+        self.hub.forget_oauth(self.provider)
 
 
 def _token_call(http: httpx.Client, client_id: str, client_secret: SecretStr,

@@ -36,7 +36,6 @@ from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
-from sqlalchemy import select
 
 from concord.connectors.base import (
     Capabilities,
@@ -58,7 +57,6 @@ from concord.errors import (
     TerminalError,
     TransientError,
 )
-from concord.hub import schema as s
 from concord.hub.store import Hub
 from concord.records import Fields, content_hash
 
@@ -325,8 +323,7 @@ class XpmConnector(ChangeCapture, Connector):
         """Creates sent whose answer never came (noted with no ref): a listed record that
         matches one by content, and has no ident yet, is the one it made; noting it lets the
         engine link it to its hub record instead of importing it as a new one."""
-        with self.hub.engine.connect() as conn:
-            rows = list(conn.execute(select(s.spoke_idents).where(self._ident_where(entity))))
+        rows = self.hub.spoke_idents(self.link, entity)
         lost = {r.ident: r for r in rows if r.ref is None}
         if not lost:
             return
@@ -578,41 +575,26 @@ class XpmConnector(ChangeCapture, Connector):
                 "tax_return": {"client": "client"}}.get(entity, {})
 
     # -- idents -------------------------------------------------------------------------------
-    def _ident_where(self, entity: str) -> Any:
-        c = s.spoke_idents.c
-        return (c.tenant == self.hub.tenant) & (c.link == self.link) & (c.entity == entity)
-
     def _ident_of(self, entity: str, ref: str) -> str | None:
         if not hasattr(self, "_idents"):
             self._idents: dict[tuple[str, str], str] = {}
         key = (entity, ref)
         if key not in self._idents:
-            with self.hub.engine.connect() as conn:
-                row = conn.execute(select(s.spoke_idents.c.ident).where(
-                    self._ident_where(entity), s.spoke_idents.c.ref == ref)).first()
-            if row is None:
+            ident = self.hub.spoke_ident_of(self.link, entity, ref)
+            if ident is None:
                 return None
-            self._idents[key] = row.ident
+            self._idents[key] = ident
         return self._idents[key]
 
     def _ident_row(self, entity: str, ident: str) -> Any:
-        with self.hub.engine.connect() as conn:
-            return conn.execute(select(s.spoke_idents).where(
-                self._ident_where(entity), s.spoke_idents.c.ident == ident)).first()
+        return self.hub.spoke_ident_row(self.link, entity, ident)
 
     def _note_ident(self, entity: str, ident: str, ref: str | None,
                     item: Item | None = None) -> None:
         values: dict[str, Any] = {"ref": ref}
         if item is not None:
             values["fingerprint"] = json.dumps(_identity(entity, item.fields))
-        with self.hub.begin() as conn:
-            c = s.spoke_idents.c
-            done = conn.execute(s.spoke_idents.update().where(
-                self._ident_where(entity), c.ident == ident).values(**values))
-            if done.rowcount == 0:
-                conn.execute(s.spoke_idents.insert().values(
-                    tenant=self.hub.tenant, link=self.link, entity=entity, ident=ident,
-                    attempted_at=self.clock(), **values))
+        self.hub.note_spoke_ident(self.link, entity, ident, self.clock(), values)
         if ref is not None:
             if not hasattr(self, "_idents"):
                 self._idents = {}
@@ -684,10 +666,7 @@ class XpmConnector(ChangeCapture, Connector):
         self.seen.pop("client:raw", None)
         self.seen.pop("job:raw", None)
         listed = dict(self.changes(entity, None).changed)
-        known = set()
-        with self.hub.engine.connect() as conn:
-            known = {r.ref for r in conn.execute(select(s.spoke_idents.c.ref).where(
-                self._ident_where(entity)))}
+        known = {r.ref for r in self.hub.spoke_idents(self.link, entity)}
         want = row.fingerprint or json.dumps(_identity(entity, item.fields))
         for ref in listed:
             if ref in known:
