@@ -13,6 +13,8 @@ naming the field and the fix (``refusal.py``), and nothing is written.
 
 from __future__ import annotations
 
+import contextlib
+
 import enum
 from typing import Any
 
@@ -223,10 +225,16 @@ def _check_match(rec: Record, if_match: str | None) -> None:
 
 
 def _after_write(st: ServiceState, entity: str, p: Principal) -> None:
+    """Queue a push to every link carrying ``entity``. The write is already committed: a
+    link that cannot take it now (paused, not activated yet) sends it when it can, so the
+    answer is the saved record (pending sync), never an error."""
+    from concord.errors import LinkUnavailable
+
     if st.push_on_write:
         for link in st.scheduler.links_for(entity):
-            st.scheduler.request(link, entity, trigger="api", by=p.actor, log_request=False,
-                                 after_running=True)
+            with contextlib.suppress(LinkUnavailable):
+                st.scheduler.request(link, entity, trigger="api", by=p.actor,
+                                     log_request=False, after_running=True)
 
 
 def _written(st: ServiceState, response: Response, rec: Record) -> RecordOut:
