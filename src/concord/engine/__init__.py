@@ -46,12 +46,21 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
               entities: list[str] | None = None, dry_run: bool = False,
               confirm_deletes: bool = False, trigger: str = "cli", requested_by: str | None = None,
               progress: Progress | None = None) -> RunResult:
+    from concord.activation import needs_activation, not_activated
+
     name = link.name
     row = hub.link_row(name)
     if row is None:
-        hub.set_link(name, link.connector, state="active", activated_at=time.time(),
-                     activated_by=requested_by or trigger)
-        row = hub.link_row(name)
+        # Only activation activates a link that needs it (the practice database); a dry run
+        # changes nothing at all, so it plans against a link that is not there yet.
+        if needs_activation(connector if connector is not None else link.connector):
+            raise LinkUnavailable(not_activated(name))
+        if dry_run:
+            row = {"state": "active", "paused_until": None, "pause_reason": None}
+        else:
+            hub.set_link(name, link.connector, state="active", activated_at=time.time(),
+                         activated_by=requested_by or trigger)
+            row = hub.link_row(name)
     assert row is not None
     if row["state"] == "inactive":
         raise LinkUnavailable(f"link {name!r} is not active (fix: `concord link activate {name}`)")

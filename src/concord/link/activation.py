@@ -41,6 +41,22 @@ def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "an earlier date"
 
 
+def needs_activation(connector: str | type | object) -> bool:
+    """Does a link over this connector start only when an administrator activates it? True
+    for spokes that install change capture or check the administrator (the practice
+    database); a folder or a DAV collection has nothing to install, and its first sync
+    starts it."""
+    from concord.connectors.base import connector_class
+
+    klass = connector_class(connector) if isinstance(connector, str) else connector
+    return any(hasattr(klass, a) for a in ("admin_problem", "install"))
+
+
+def not_activated(name: str) -> str:
+    return (f"link {name!r} has not been activated: an administrator activates it with "
+            f"`concord link activate {name} --as EMAIL` (a sync never activates a link)")
+
+
 def admin_contact(link: LinkConfig) -> str | None:
     return link.admin or link.options.get("admin_email")
 

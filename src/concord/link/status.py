@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from concord.errors import ConfigError
 from concord.hub.exclusions import selection_key
 from concord.hub.reads import SENDING
 from concord.hub.store import Hub
@@ -113,8 +114,15 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
     if row is None:
         if queued:
             return Status(name, "blue", f"first sync queued: {', '.join(queued)}", queued=queued)
+        from concord.link.activation import needs_activation
+
+        try:
+            admin = needs_activation(str(link_config.connector)) if link_config else True
+        except (ConfigError, ImportError):  # an unknown connector: the config names it
+            admin = True
         return Status(name, "red", "not activated yet",
-                      f"run `concord sync {name}` or `concord link activate {name}`")
+                      f"an administrator runs `concord link activate {name} --as EMAIL`"
+                      if admin else f"run `concord sync {name}`")
     sels = selections(link_config)
     pending = sum(pending_count(hub, name, e, d, sels[e])
                   for e, d in directions(link_config).items())

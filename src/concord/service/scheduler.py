@@ -247,6 +247,14 @@ class Scheduler:
         except (ConcordError, ImportError, AttributeError):
             return False
 
+    def _needs_activation(self, cfg: Any) -> bool:
+        from concord.activation import needs_activation
+
+        try:
+            return needs_activation(str(cfg.connector))
+        except (ConcordError, ImportError, AttributeError):
+            return False
+
     def connector_for(self, name: str, cfg: Any) -> Any:
         from concord.connectors.base import make_connector
 
@@ -273,6 +281,10 @@ class Scheduler:
         if worker is None:
             raise LinkUnavailable(f"no link named {link!r} in this configuration")
         row = self.hub.link_row(link)
+        if row is None and self._needs_activation(worker.cfg):
+            from concord.activation import not_activated
+
+            raise LinkUnavailable(not_activated(link))
         if row is None and not may_activate:
             raise LinkUnavailable(f"link {link!r} is not activated yet; an administrator must "
                                   f"activate it first (its first sync is the migration)")

@@ -1,0 +1,50 @@
+"""The command line as a new user meets it: a practice database (SQLite file made from the
+sample schema) or a vdir folder, a real hub file, `concord` run through Typer's runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from concord.cli import app
+from concord.cli_demo import demo_config, to_toml
+from concord.config import load_config
+from concord.hub.store import Hub
+from concord.sample import create_sample
+from tests.integration.sql_helpers import db_rows
+
+runner = CliRunner()
+
+
+def practice_dir(tmp_path: Path, clients: int = 20) -> Path:
+    create_sample(f"sqlite:///{tmp_path / 'practice.db'}", clients_n=clients)
+    (tmp_path / "concord.toml").write_text(
+        to_toml(demo_config(tmp_path / "practice.db", tmp_path / "hub.db")))
+    return tmp_path / "concord.toml"
+
+
+def hub_of(config: Path) -> Hub:
+    cfg = load_config(config)
+    return Hub(cfg.hub.url, cfg.hub.tenant)
+
+
+def test_sync_never_activates_a_link_and_dry_run_changes_nothing(tmp_path: Path) -> None:
+    config = practice_dir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'practice.db'}"
+    r = runner.invoke(app, ["sync", "--dry-run", "-c", str(config)])
+    assert r.exit_code != 0 and "link activate practice" in r.output, r.output
+    hub = hub_of(config)
+    assert hub.link_row("practice") is None and hub.count("client") == 0
+    assert hub.runs("practice") == []
+    r = runner.invoke(app, ["sync", "-c", str(config)])
+    assert r.exit_code != 0 and "not been activated" in r.output, r.output
+    assert hub.link_row("practice") is None and hub.count("client") == 0
+    # no change capture was installed in the practice database either
+    assert not [t for (t,) in db_rows(url, "SELECT name FROM sqlite_master WHERE type='trigger'")
+                if "concord" in t.lower()]
+    # the person `link activate` refuses is refused by sync too: sync never activates
+    staff = db_rows(url, "SELECT email FROM staff WHERE role = 'staff' LIMIT 1")[0][0]
+    r = runner.invoke(app, ["link", "activate", "practice", "--as", staff, "-c", str(config)])
+    assert r.exit_code == 1 and "only an administrator" in r.output
+    assert hub.link_row("practice") is None
