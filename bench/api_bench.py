@@ -1,6 +1,6 @@
 """API throughput, and read latency while a link migrates a large folder.
 
-    python bench/api_bench.py [--records 100000] [--seconds 8] [--workers 8]
+    python bench/api_bench.py [--records 100000] [--seconds 8] [--workers 8] [--timeout 900]
 
 Starts the service (`concord serve`'s app: API + scheduler) in its own process on 127.0.0.1
 over a SQLite hub, then measures with httpx from this process:
@@ -8,7 +8,9 @@ over a SQLite hub, then measures with httpx from this process:
   2. during migration: a vdir link pulls N vCards into the hub (started with the API's
      manual sync) while the same read load runs: read p95 during the migration.
 Prints a table with the ratio against the idle baseline and writes bench/results/api.json.
-Target: read p95 under 100 ms during the migration.
+Target: read p95 under 100 ms during the migration. A run that fails (the service does not
+start or exits, the migration's run ends in error, or it outlasts --timeout) ends the bench at
+once with the reason and exit status 1.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=900.0,
+                    help="seconds the migration may take before the bench fails")
     args = ap.parse_args()
 
     from concord.hub.store import Hub, RecordWrite
@@ -126,11 +130,16 @@ def main() -> None:
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(tmp / "concord.toml"), str(port)],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        for _ in range(400):
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"the service exited (code {proc.returncode}) before answering")
             try:
                 httpx.get(url + "/openapi.json", timeout=1)
                 break
             except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the service did not answer within 60 s") from None
                 time.sleep(0.05)
         idle_lat, idle_secs = load(url, token, args.seconds, args.workers, "read", ids)
         write_lat, write_secs = load(url, token, args.seconds / 2, max(1, args.workers // 2),
@@ -142,23 +151,51 @@ def main() -> None:
         done = threading.Event()
         mig: dict[str, float] = {"start": time.monotonic()}
 
+        failure: list[str] = []
+
         def watch() -> None:
-            with httpx.Client(base_url=url, headers=h, timeout=30) as c:
-                while True:
-                    st = c.get("/api/v1/links/office").json()["status"]
-                    if st["color"] != "blue" and c.get("/api/v1/records/client",
-                                                       params={"limit": 1}).json()["total"]:
-                        mig["end"] = time.monotonic()
-                        mig["total"] = c.get("/api/v1/records/client",
-                                             params={"limit": 1}).json()["total"]
-                        mig["color"] = {"green": 2, "blue": 1}.get(st["color"], 0)
-                        done.set()
-                        return
-                    time.sleep(0.5)
+            """Until the migration's run is finished: a failed run, a service that stops
+            answering or a run that outlasts --timeout ends the bench with the reason."""
+            try:
+                with httpx.Client(base_url=url, headers=h, timeout=30) as c:
+                    while True:
+                        if proc.poll() is not None:
+                            failure.append(f"the service exited (code {proc.returncode})")
+                            return
+                        runs = c.get("/api/v1/links/office/runs", params={"limit": 1}).json()
+                        run = runs[0] if runs else None
+                        if run and run["status"] not in ("running", "ok"):
+                            failure.append(f"the migration run ended {run['status']}: "
+                                           f"{run['message']}")
+                            return
+                        st = c.get("/api/v1/links/office").json()["status"]
+                        if (st["color"] == "red" and not st["running"] and not st["queued"]
+                                and time.monotonic() - mig["start"] > 2):
+                            failure.append(f"the link is red: {st['reason']}")
+                            return
+                        if run and run["status"] == "ok":
+                            mig["end"] = time.monotonic()
+                            mig["total"] = c.get("/api/v1/records/client",
+                                                 params={"limit": 1}).json()["total"]
+                            return
+                        if time.monotonic() - mig["start"] > args.timeout:
+                            failure.append(f"the migration did not finish in {args.timeout:.0f} s")
+                            return
+                        time.sleep(0.5)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                failure.append(f"watching the migration failed: {exc!r}")
+            finally:
+                done.set()
 
         threading.Thread(target=watch, daemon=True).start()
-        busy_lat, busy_secs = load(url, token, 3600, args.workers, "read", ids, stop=done)
-        done.wait()
+        busy_lat, busy_secs = load(url, token, args.timeout + 60, args.workers, "read", ids,
+                                   stop=done)
+        done.wait(args.timeout + 60)
+        if failure or "end" not in mig:
+            raise SystemExit(f"api bench failed: {failure[0] if failure else 'no result'}")
+        if mig["total"] != args.records:
+            raise SystemExit(f"api bench failed: {mig['total']:,} of {args.records:,} "
+                             f"records arrived")
     finally:
         proc.terminate()
         proc.wait(20)

@@ -141,8 +141,11 @@ password = "{server.password}"
         self.run("discover", "bench")  # not timed: vdirsyncer's one-off setup step
 
     def run(self, *argv: str) -> None:
-        r = subprocess.run([self.exe, "-c", str(self.dir / "config"), *argv],
-                           capture_output=True, text=True, input="y\n" * 4)
+        try:
+            r = subprocess.run([self.exe, "-c", str(self.dir / "config"), *argv],
+                               capture_output=True, text=True, input="y\n" * 4, timeout=1800)
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"vdirsyncer {argv[0]} did not finish in 30 min") from exc
         if r.returncode != 0:
             raise RuntimeError(f"vdirsyncer {argv[0]} failed: {r.stdout[-1500:]}{r.stderr[-1500:]}")
 

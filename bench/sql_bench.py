@@ -195,8 +195,11 @@ def bench_rss(tmp: Path, rows: int) -> dict[str, Any]:
     practice = tmp / "big.db"
     create_sample(f"sqlite:///{practice}", clients_n=rows, children=False)
     script = RSS.format(root=str(ROOT), url=f"sqlite:///{practice}", hub=f"sqlite:///{tmp / 'bighub.db'}")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    try:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=3600)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"the {rows:,}-row migration did not finish in an hour") from exc
     if out.returncode != 0:
         raise RuntimeError(f"the {rows:,}-row migration failed:\n{out.stderr[-3000:]}")
     status, n, took, rss = out.stdout.split()

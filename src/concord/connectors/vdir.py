@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import logging
 import multiprocessing
 import os
 import re
@@ -24,12 +25,15 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from concord.connectors import filestamps as fs
 from concord.connectors.base import Capabilities, Connector, ConnectorOptions, Item, ItemError
 from concord.errors import ConfigError, ItemInvalid, PreconditionFailed, TerminalError
 from concord.formats import ical, vcard
+
+log = logging.getLogger("concord.vdir")
 
 _SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 
@@ -108,9 +112,15 @@ class VdirConnector(Connector):
         step = -(-len(refs) // (2 * _WORKERS))
         parts = [refs[i:i + step] for i in range(0, len(refs), step)]
         out: builtins.list[Item | ItemError] = []
-        for part in pool.map(_read_many, [str(self.root)] * len(parts), parts,
-                             [self.window] * len(parts), [comp] * len(parts)):
-            out.extend(part)
+        try:
+            for part in pool.map(_read_many, [str(self.root)] * len(parts), parts,
+                                 [self.window] * len(parts), [comp] * len(parts)):
+                out.extend(part)
+        except (BrokenProcessPool, AssertionError, OSError) as exc:
+            # the pool could not run here (a worker died, or no children are allowed):
+            # stop using it and parse in this process, so the sync goes on
+            _drop_pool(exc)
+            return _read_many(str(self.root), refs, self.window, comp)
         return out
 
     # -- writing -------------------------------------------------------------------
@@ -250,6 +260,25 @@ def _start_pool() -> None:
     """Start the parsing workers once, from a process with no other thread yet (forking
     beside running threads is not safe), and only where there is more than one core."""
     global _POOL
-    if _POOL is None and _WORKERS > 1 and threading.active_count() == 1:
-        _POOL = ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"))
+    if (_POOL is None and _WORKERS > 1 and threading.active_count() == 1
+            and not multiprocessing.current_process().daemon):  # a daemon may have no children
+        try:
+            _POOL = ProcessPoolExecutor(_WORKERS, mp_context=multiprocessing.get_context("fork"))
+        except (OSError, ValueError) as exc:  # no processes to be had: parse in this one
+            log.warning("parsing in one process: the parsing pool did not start (%s)", exc)
+            return
         atexit.register(_POOL.shutdown)
+
+
+def _drop_pool(exc: BaseException) -> None:
+    log.warning("parsing in one process from now on: the parsing pool failed (%r)", exc)
+    shutdown_pool(wait=False)
+
+
+def shutdown_pool(wait: bool = True) -> None:
+    """Stop the parsing workers. A multiprocessing child (the service's sync worker) runs no
+    atexit handlers and would wait for them forever when it ends, so it calls this."""
+    global _POOL
+    pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)

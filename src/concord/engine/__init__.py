@@ -109,10 +109,11 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
         until = time.strftime("%H:%M:%S", time.localtime(exc.until))
         hub.set_link(name, paused_until=exc.until, pause_reason=str(exc))
         result.status, result.message = "paused", f"Sync paused until {until}: {exc}"
-    except ConcordError as exc:
-        result.status, result.message = "error", str(exc)
+    except Exception as exc:  # journalled, whatever it was: a run never stays "running"
+        result.status = "error"
+        result.message = str(exc) if isinstance(exc, ConcordError) else f"internal error: {exc!r}"
         if not dry_run:
-            hub.set_link(name, last_error=str(exc), last_run_at=time.time())
+            hub.set_link(name, last_error=result.message, last_run_at=time.time())
         if run_id is not None:
             _finish(hub, run_id, result)
         raise

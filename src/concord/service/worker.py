@@ -5,10 +5,16 @@ for the interpreter lock: reads stay fast while 100,000 records arrive.
 exactly as it would call the engine. The worker is started on first use (spawned, not
 forked: the service is multi-threaded) and kept for the next runs. Errors come back by
 class name and are raised again here, so the scheduler treats them alike.
+
+The worker is not a daemonic process, so it may start processes of its own (the vdir
+connector parses a large folder on a pool of them). It still never outlives the service:
+``close`` stops it (also at interpreter exit), and a worker whose service has gone (its
+pipe closed) stops by itself.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
@@ -47,7 +53,10 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
     link = LinkConfig.model_validate(link_dump)
     try:
         while True:
-            msg = conn.recv()
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):  # the service has gone: nothing more to do
+                return
             if msg is None:
                 return
             entities, trigger, by = msg
@@ -60,6 +69,9 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
                 conn.send(("raise", "Exception", f"internal error: {exc!r}"))
     finally:
         hub.close()
+        from concord.connectors import vdir
+
+        vdir.shutdown_pool()
 
 
 class ProcessSync:
@@ -67,6 +79,8 @@ class ProcessSync:
         self.ctx = mp.get_context("spawn")
         self.workers: dict[str, tuple[Any, Connection]] = {}
         self.lock = threading.Lock()
+        # before multiprocessing's own exit handler, which would wait for the workers
+        atexit.register(self.close)
 
     def _worker(self, hub: Any, link: Any) -> tuple[Any, Connection]:
         from concord.connectors.base import REGISTRY
@@ -77,7 +91,7 @@ class ProcessSync:
                 return got
             parent, child = self.ctx.Pipe()
             proc = self.ctx.Process(
-                target=_serve, name=f"concord-sync-{link.name}", daemon=True,
+                target=_serve, name=f"concord-sync-{link.name}", daemon=False,
                 args=(child, hub.url, hub.tenant, link.model_dump(), dict(REGISTRY)))
             proc.start()
             child.close()
@@ -118,3 +132,4 @@ class ProcessSync:
                 proc.terminate()
                 proc.join(timeout)
             conn.close()
+        atexit.unregister(self.close)

@@ -14,7 +14,6 @@ naming the field and the fix (``refusal.py``), and nothing is written.
 from __future__ import annotations
 
 import contextlib
-
 import enum
 from typing import Any
 
