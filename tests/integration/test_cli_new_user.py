@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from concord.cli import app
-from concord.cli_demo import demo_config, to_toml
+from concord.cli.demo import demo_config, to_toml
 from concord.config import load_config
+from concord.demo.sample import ADMIN_EMAIL, create_sample
 from concord.hub.store import Hub
-from concord.sample import create_sample
 from tests.integration.sql_helpers import db_rows
 
 runner = CliRunner()
@@ -48,3 +49,21 @@ def test_sync_never_activates_a_link_and_dry_run_changes_nothing(tmp_path: Path)
     r = runner.invoke(app, ["link", "activate", "practice", "--as", staff, "-c", str(config)])
     assert r.exit_code == 1 and "only an administrator" in r.output
     assert hub.link_row("practice") is None
+
+
+@pytest.mark.parametrize("bad", ["mysql://office@db.example/practice", "not a url",
+                                 "sqlite:///missing.db", "nosuchdb://x/y"])
+def test_a_bad_practice_database_url_is_one_clear_error_and_creates_nothing(
+        tmp_path: Path, bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = practice_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    config.write_text(config.read_text().replace("sqlite:///practice.db", bad))
+    for argv in (["link", "activate", "practice", "--as", ADMIN_EMAIL], ["sync"]):
+        r = runner.invoke(app, [*argv, "-c", str(config)])
+        out = r.output
+        assert r.exit_code in (1, 2) and isinstance(r.exception, SystemExit | None), out
+        assert "Traceback" not in out and len(out.strip().splitlines()) <= 6, out
+        assert "options.url" in out and "fix:" in out, out
+        assert "mapping" not in out, out
+        hub_of(config).set_link("practice", "sql", state="active")  # as if it had been
+    assert not (tmp_path / "missing.db").exists()

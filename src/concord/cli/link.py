@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from concord.cli.options import AsOpt, ConfigOpt, actor, console, err, load
+from concord.errors import ConcordError
 
 link_app = typer.Typer(help="Activate, pause, resume or deactivate a link.", no_args_is_help=True)
 
@@ -29,6 +30,9 @@ def activate(name: str, who: AsOpt = None,
     except ActivationRefused as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
+    except ConcordError as exc:  # a bad configuration: one line naming the key and the fix
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
     console.print(("[green]" if out.changed else "[yellow]") + out.message + "[/]")
     if out.changed and migrate:
         print_result(run_one(hub, link), False)

@@ -46,7 +46,7 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
               entities: list[str] | None = None, dry_run: bool = False,
               confirm_deletes: bool = False, trigger: str = "cli", requested_by: str | None = None,
               progress: Progress | None = None) -> RunResult:
-    from concord.activation import needs_activation, not_activated
+    from concord.link.activation import needs_activation, not_activated
 
     name = link.name
     row = hub.link_row(name)
@@ -83,10 +83,8 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
         name, wanted[0] if len(wanted) == 1 else None, trigger, requested_by)
     result = RunResult(name, "dry-run" if dry_run else "ok", run_id=run_id)
     own = connector is None
-    conn = connector or make_connector(link.connector, link.options, link=name)
-    bound = conn.hub_binding()
-    if bound is not None:
-        bound.bind_hub(hub)
+    conn: Connector | None = connector
+    bound = None
     held: list[str] = []
 
     def report(entity: str, done: int, total: int) -> None:
@@ -96,6 +94,11 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
             progress(entity, done, total)
 
     try:
+        if conn is None:
+            conn = make_connector(link.connector, link.options, link=name)
+        bound = conn.hub_binding()
+        if bound is not None:
+            bound.bind_hub(hub)
         for entity in wanted:
             with hub.lock(f"sync:{name}:{entity}"):
                 es = EntitySync(hub, link, conn, entity, dry_run=dry_run,
@@ -118,7 +121,7 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
             _finish(hub, run_id, result)
         raise
     finally:
-        if own:
+        if own and conn is not None:
             conn.close()
     if held and result.status == "ok":
         result.status, result.message = "held", " ".join(held)

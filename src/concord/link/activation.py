@@ -41,15 +41,15 @@ def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "an earlier date"
 
 
-def needs_activation(connector: str | type | object) -> bool:
+def needs_activation(connector: str | Connector) -> bool:
     """Does a link over this connector start only when an administrator activates it? True
     for spokes that install change capture or check the administrator (the practice
     database); a folder or a DAV collection has nothing to install, and its first sync
     starts it."""
-    from concord.connectors.base import connector_class
+    from concord.connectors.base import ActivationHooks, connector_class
 
-    klass = connector_class(connector) if isinstance(connector, str) else connector
-    return any(hasattr(klass, a) for a in ("admin_problem", "install"))
+    klass = connector_class(connector) if isinstance(connector, str) else type(connector)
+    return issubclass(klass, ActivationHooks)
 
 
 def not_activated(name: str) -> str:

@@ -248,7 +248,7 @@ class Scheduler:
             return False
 
     def _needs_activation(self, cfg: Any) -> bool:
-        from concord.activation import needs_activation
+        from concord.link.activation import needs_activation
 
         try:
             return needs_activation(str(cfg.connector))
@@ -282,7 +282,7 @@ class Scheduler:
             raise LinkUnavailable(f"no link named {link!r} in this configuration")
         row = self.hub.link_row(link)
         if row is None and self._needs_activation(worker.cfg):
-            from concord.activation import not_activated
+            from concord.link.activation import not_activated
 
             raise LinkUnavailable(not_activated(link))
         if row is None and not may_activate:

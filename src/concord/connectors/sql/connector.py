@@ -70,6 +70,63 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     return engine
 
 
+URL_FIX = ("give a SQLAlchemy database URL, e.g. sqlite:///practice.db (a path relative to "
+           "concord.toml) or postgresql://user@host/practice")
+
+#: drivers for the dialects a practice database is likely to use, and how to install them
+DRIVERS = {"mysql": "pip install pymysql and write mysql+pymysql://…",
+           "mariadb": "pip install pymysql and write mariadb+pymysql://…",
+           "mssql": "pip install pyodbc and write mssql+pyodbc://…",
+           "oracle": "pip install oracledb and write oracle+oracledb://…",
+           "postgresql": "pip install 'psycopg[binary]' (postgresql:// uses psycopg 3)"}
+
+
+def _shown(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def _bad_url(url: str, link: str, why: str, fix: str = URL_FIX) -> ConfigError:
+    return ConfigError(f"the practice database URL {_shown(url)!r}: {why}",
+                       source=f"link {link!r}", key="options.url", fix=fix)
+
+
+def check_url(url: str, link: str = "") -> None:
+    """Refuse a practice-database URL that cannot work, before anything is opened: one
+    clear error naming the key, the value and the fix. A SQLite file that does not exist is
+    refused too: Concord never creates the practice database."""
+    try:
+        parsed = sa.engine.make_url(sql_url(url))
+    except sa.exc.ArgumentError:
+        raise _bad_url(url, link, "this is not a database URL") from None
+    try:
+        dialect = parsed.get_dialect()
+    except sa.exc.NoSuchModuleError:
+        raise _bad_url(url, link, f"no database kind {parsed.get_backend_name()!r} is known"
+                       ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        backend = parsed.get_backend_name()
+        raise _bad_url(url, link, f"the driver for {backend} is not installed ({exc})",
+                       DRIVERS.get(backend, f"install the Python driver for {backend}, "
+                                            "or name one in the URL (dialect+driver://…)")
+                       ) from None
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database or ""
+        if db in ("", ":memory:") or db.startswith("file:"):  # in memory, or a URI's options
+            return
+        from pathlib import Path
+
+        if not Path(db).is_file():
+            raise _bad_url(url, link, f"the file {str(Path(db).absolute())!r} does not exist "
+                           "(Concord never creates the practice database)",
+                           "correct the path (a relative path in concord.toml is taken from "
+                           "the directory of concord.toml)")
+
+
 class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks):
     name = "sql"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -80,7 +137,11 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
         super().__init__(options, link=link)
         self.opts = options
         url = options.url.get_secret_value()
-        self.engine = make_engine(url)
+        check_url(url, link)
+        try:
+            self.engine = make_engine(url)
+        except (ImportError, sa.exc.ArgumentError) as exc:  # checked above; in case
+            raise _bad_url(url, link, f"it cannot be opened ({exc})") from exc
         self.wengine = make_engine(url, immediate=True) if self.engine.dialect.name == "sqlite" \
             else self.engine
         self.capture: Capture = capture_for(self.engine, options.poll_interval)
