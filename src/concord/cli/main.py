@@ -151,6 +151,7 @@ def log(link: Annotated[str | None, typer.Argument()] = None,
         config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """The run journal: every run with who, when, outcome and counts."""
     _, hub = load(config)
+    hub.interrupt_dead_runs(link)
     t = Table("run", "link", "entity", "trigger", "by", "started", "seconds", "status", "summary")
     for r in hub.runs(link, limit=limit):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"

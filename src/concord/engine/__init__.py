@@ -79,6 +79,8 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
         raise LinkUnavailable(f"link {name!r} does not carry {', '.join(unknown)} "
                               f"(it carries {', '.join(link.entities)})")
     wanted.sort(key=ENTITY_ORDER.__getitem__)
+    if not dry_run:
+        hub.interrupt_dead_runs(name)  # a killed run is not left "running" for ever
     run_id = None if dry_run else hub.start_run(
         name, wanted[0] if len(wanted) == 1 else None, trigger, requested_by)
     result = RunResult(name, "dry-run" if dry_run else "ok", run_id=run_id)

@@ -31,11 +31,44 @@ class JournalMixin:
         with self.begin() as conn:
             res = conn.execute(s.runs.insert().values(
                 tenant=self.tenant, link=link, entity=entity, record=record, trigger=trigger,
-                requested_by=requested_by, status=status,
+                requested_by=requested_by, status=status, owner=_process(),
                 started_at=time.time() if status == "running" else None))
             pk = res.inserted_primary_key
             assert pk is not None
             return int(pk[0])
+
+    def interrupt_dead_runs(self, link: str | None = None, *, stale_after: float = 120.0) -> int:
+        """Mark as ``interrupted`` the runs still ``running`` whose process is gone: on this
+        host, its pid no longer exists; elsewhere (or from before owners were noted), it
+        started over ``stale_after`` seconds ago and no live lock of its link is held.
+        Returns how many were marked; each is noted in the activity log."""
+        c = s.runs.c
+        q = select(c.id, c.link, c.entity, c.owner, c.started_at).where(
+            c.tenant == self.tenant, c.status == "running")
+        if link:
+            q = q.where(c.link == link)
+        now = time.time()
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        dead = []
+        for r in rows:
+            gone = _owner_gone(r.owner)
+            if gone is None:  # cannot tell from here
+                gone = (now - (r.started_at or 0) > stale_after
+                        and not self.is_any_locked(r.link))
+            if gone:
+                dead.append(r)
+        for r in dead:
+            who = f" (process {r.owner})" if r.owner else ""
+            msg = (f"interrupted: the process running it{who} stopped before it finished; "
+                   "the next run resumes from the last checkpoint")
+            with self.begin() as conn:
+                conn.execute(update(s.runs).where(s.runs.c.id == r.id,
+                                                  s.runs.c.status == "running")
+                             .values(status="interrupted", finished_at=now, message=msg))
+            self.log_activity("concord", "run interrupted", link=r.link, entity=r.entity,
+                              outcome="interrupted", detail=f"run {r.id}: {msg}")
+        return len(dead)
 
     def update_run(self, run_id: int, **values: Any) -> None:
         if "counts" in values and not isinstance(values["counts"], str | None):
@@ -120,6 +153,24 @@ class JournalMixin:
         with self.engine.connect() as conn:
             row = conn.execute(select(s.locks).where(s.locks.c.name == f"{self.tenant}:{name}")).first()
         return row is not None and not _lock_is_stale(row, time.time(), 120.0)
+
+
+def _process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_gone(owner: str | None) -> bool | None:
+    """Has the process ``host:pid`` ended? None: it runs on another host (or is unknown)."""
+    host, pid = [*str(owner or "").split(":"), "", ""][:2]
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _lock_is_stale(row: Any, now: float, stale_after: float) -> bool:

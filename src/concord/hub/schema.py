@@ -186,6 +186,7 @@ runs = Table(
     Column("message", Text),
     Column("progress_done", BigInteger),
     Column("progress_total", BigInteger),
+    Column("owner", String(128)),  # host:pid of the process running it (revision 0005)
     Index("ix_runs_link", "tenant", "link", "id"),
 )
 

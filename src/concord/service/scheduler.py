@@ -219,6 +219,10 @@ class Scheduler:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
+        try:  # runs a killed process left "running" are marked interrupted
+            self.hub.interrupt_dead_runs()
+        except Exception:  # the hub is away: the first run of each link does it
+            log.exception("marking interrupted runs failed")
         for w in self.workers.values():
             w.thread.start()
             if self.watch and self._notifies(w.cfg):
