@@ -6,7 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_system=${CONCORD_SYSTEM_PACKAGES:-postgresql chromium}
+# Unset: the servers the tests use. Set, even to "" (demo.sh: no server), it is taken as given.
+want_system=${CONCORD_SYSTEM_PACKAGES-postgresql chromium}
+if [ -n "${CONCORD_SETUP_PLAN:-}" ]; then  # print what would be installed, change nothing
+  echo "setup: system packages wanted: ${want_system:-(none)}"
+  exit 0
+fi
 missing=()
 for pkg in $want_system; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
