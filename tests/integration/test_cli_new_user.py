@@ -67,3 +67,12 @@ def test_a_bad_practice_database_url_is_one_clear_error_and_creates_nothing(
         assert "mapping" not in out, out
         hub_of(config).set_link("practice", "sql", state="active")  # as if it had been
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_init_then_sync_on_the_empty_folder_is_green(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path)]).exit_code == 0
+    config = tmp_path / "concord.toml"
+    r = runner.invoke(app, ["sync", "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["status", "-c", str(config)])
+    assert r.exit_code == 0 and "green" in r.output and "first migration" not in r.output, r.output

@@ -206,7 +206,9 @@ class EntitySync:
                 token = capture.token_after_writes(entity, token, self.spoke_written)
             unchanged = (not self.hub_written and max(new_seq, cp.hub_seq) == cp.hub_seq
                          and token == cp.spoke_token and cp.progress is None)
-            if unchanged:  # a no-op run writes nothing, not even its checkpoint
+            # a no-op run writes nothing, not even its checkpoint; but a first run writes it
+            # (an empty spoke whose first run succeeded has finished its first migration)
+            if unchanged and hub.has_synced(name, entity):
                 return self.result
             own_only = self.unfinished_hub_seq is None and self.hub_written > 0
 
