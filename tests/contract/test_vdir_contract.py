@@ -24,6 +24,7 @@ def _person(n: int) -> Item:
 class TestVdirContract(ConnectorContract):
     @pytest.fixture
     def connector(self, tmp_path: Path) -> VdirConnector:
+        (tmp_path / "contacts").mkdir(exist_ok=True)
         return VdirConnector(VdirOptions(path=str(tmp_path / "contacts")), link="t")
 
     @pytest.fixture
@@ -58,9 +59,12 @@ class TestVdirContract(ConnectorContract):
         connector.update(entity, ref, make_item(2), v1)
         assert "X-KEEP;TYPE=a:yes" in path.read_text()
 
-    def test_missing_folder_without_create_is_a_config_error(self, tmp_path: Path) -> None:
-        with pytest.raises(ConfigError, match="does not exist"):
-            VdirConnector(VdirOptions(path=str(tmp_path / "nope"), create=False), link="t")
+    def test_missing_folder_is_a_config_error_and_is_not_created(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="does not exist") as exc:
+            VdirConnector(VdirOptions(path=str(tmp_path / "nope")), link="t")
+        assert exc.value.key == "options.path" and not (tmp_path / "nope").exists()
+        VdirConnector(VdirOptions(path=str(tmp_path / "made"), create=True), link="t")
+        assert (tmp_path / "made").is_dir()  # only when asked for
 
     def test_a_same_size_rewrite_in_the_same_tick_fails_the_write(self, connector, entity,
                                                                   make_item) -> None:

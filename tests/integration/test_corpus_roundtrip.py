@@ -186,6 +186,7 @@ def _diff(a: Counter[Any], b: Counter[Any]) -> str:
 # -- vdir -> hub -> vdir ---------------------------------------------------------------------
 
 def _vdir_link(name: str, path: Path, entities: tuple[str, ...]) -> LinkConfig:
+    path.mkdir(parents=True, exist_ok=True)
     return LinkConfig(name=name, connector="vdir", options={"path": str(path)},
                       entities={e: EntityConfig(direction="two-way", authority="hub")
                                 for e in entities}, batch_size=50)

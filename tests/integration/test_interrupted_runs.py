@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import concord
 from concord.config import from_dict
 from concord.engine import sync_link
 from concord.hub.store import Hub
 from concord.service.scheduler import Scheduler
 
+SRC = str(Path(concord.__file__).resolve().parents[1])
 STARTER = """
 import sys, time
 from concord.hub.store import Hub
@@ -25,7 +27,7 @@ time.sleep(600)
 
 def killed_run(url: str) -> int:
     proc = subprocess.Popen([sys.executable, "-c", STARTER, url], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": "src"})
+                            text=True, env={**os.environ, "PYTHONPATH": SRC})
     assert proc.stdout is not None
     run_id = int(proc.stdout.readline())
     proc.send_signal(signal.SIGKILL)

@@ -88,6 +88,7 @@ def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def vdir_config(hub_url: str, folder: Path, **extra_links: Any) -> Any:
+    folder.mkdir(parents=True, exist_ok=True)
     links = {"office": {"connector": "vdir", "options": {"path": str(folder)},
                         "entities": {"client": {"direction": "two-way"}}, "interval": 3600},
              **extra_links}

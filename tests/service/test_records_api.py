@@ -105,6 +105,7 @@ def test_concurrent_writers_with_the_same_etag_one_wins(service: Served) -> None
 def test_a_record_the_links_filter_leaves_out_is_not_pending_sync(hub_url, make_service,  # type: ignore[no-untyped-def]
                                                                  tmp_path) -> None:
     folder = tmp_path / "office"
+    folder.mkdir()
     cfg = from_dict({"hub": {"url": hub_url}, "links": {"office": {
         "connector": "vdir", "options": {"path": str(folder)}, "interval": 3600,
         "entities": {"client": {"direction": "two-way", "filter": {"categories": ["Client"]}}}}}})

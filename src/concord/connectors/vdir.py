@@ -41,7 +41,9 @@ _SAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 class VdirOptions(ConnectorOptions):
     path: str
     fileext: str | None = None  # default: .vcf for clients, contacts, staff; .ics for the rest
-    create: bool = True  # create the folder if it does not exist
+    #: create the folder if it does not exist; off by default, so a mistyped path is an
+    #: error naming it rather than a new, empty folder that the sync then fills
+    create: bool = False
 
 
 #: the calendar component of an entity kept as iCalendar (the others are vCards)
@@ -62,8 +64,10 @@ class VdirConnector(Connector):
         self.fileext = options.fileext
         if not self.root.is_dir():
             if not options.create:
-                raise ConfigError(f"folder {self.root} does not exist", source=f"link {link!r}",
-                                  key="options.path", fix="create it or correct the path")
+                raise ConfigError(f"folder {str(self.root)!r} does not exist",
+                                  source=f"link {link!r}", key="options.path",
+                                  fix="correct the path, or create the folder (or set "
+                                      "options.create = true to have Concord create it)")
             self.root.mkdir(parents=True, exist_ok=True)
         self.window = fs.window_of(self.root)
 
