@@ -133,6 +133,9 @@ def test_a_cancelled_event_leaves_the_calendar_and_the_light_turns_green(tmp_pat
     assert st.color == "blue" and st.pending == 2, st.reason  # still on the calendar: pending
 
     cal.refuse_deletes = False
+    # refused writes are retried when their backoff ends (here: ended at once)
+    assert sync_link(hub, link, cal).counts == {} and len(cal.items) == 2
+    assert hub.retry_quarantined_now("cal") == 2
     r = sync_link(hub, link, cal)
     assert r.ok and r.counts["remove from spoke"] == 2, r.counts
     assert cal.items == {}

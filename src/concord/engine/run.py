@@ -9,6 +9,7 @@ was left for later, so a run killed at any instant is finished by the next one.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,16 @@ from concord.hub.batch import Batch
 from concord.hub.exclusions import selection_key
 from concord.hub.store import ArchiveRow, Checkpoint, Hub, load_content
 from concord.model import ModelError
-from concord.records import Record, canonical, content_hash, hash_text, new_id, usable_id
+from concord.records import (
+    ENTITY_ORDER,
+    ENTITY_TYPES,
+    Record,
+    canonical,
+    content_hash,
+    hash_text,
+    new_id,
+    usable_id,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -101,6 +111,7 @@ class EntitySync:
         self.has_exclusions = hub.has_exclusions(link.name, entity)
         self._seqs: dict[str, int] = {}  # hub id -> feed seq, for the hub chunk being applied
         self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
+        self._versions: dict[str, str] = {}  # spoke ref -> version, as listed by this run
 
     def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
@@ -139,15 +150,25 @@ class EntitySync:
             deleted_refs = {r for r in ch.deleted if r in by_ref and r not in ch.changed}
         dirty = [ref for ref, v in ch.changed.items()
                  if (a := by_ref.get(ref)) is None or a.spoke_version != v]
-        # quarantined records are tried again each run: the cause may be gone (a parent
-        # synced since, a value mapped, a server back) without the record itself changing
+        # quarantined records are tried again when they change, when a record of a parent
+        # type changes (the parent they waited for may have arrived), or when their backoff
+        # ends (the cause may be gone without anything changing: a value mapped, a server
+        # back); not on every run, which would fill the log with the same failure
         retry_ids: list[str] = []
+        self._versions = ch.changed
         if self.has_quarantine:
-            q = hub.quarantined(name)
+            q = [r for r in hub.quarantined(name) if r["entity"] == entity]
+            due = self._retry_due(q)
+            spoke_q = {r["ref"]: r for r in q if r["side"] == "spoke"}
+            # a full listing names every file again: one quarantined at the version it
+            # still has waits for its retry (a change feed names only what changed)
+            if ch.complete:
+                dirty = [ref for ref in dirty if (r := spoke_q.get(ref)) is None or ref in due
+                         or r["version"] is None or r["version"] != ch.changed.get(ref)]
             seen = set(dirty)
-            dirty += [r["ref"] for r in q if r["entity"] == entity and r["side"] == "spoke"
-                      and r["ref"] not in seen and (not ch.complete or r["ref"] in ch.changed)]
-            retry_ids = [r["ref"] for r in q if r["entity"] == entity and r["side"] == "hub"]
+            dirty += [ref for ref in spoke_q if ref in due and ref not in seen
+                      and (not ch.complete or ref in ch.changed)]
+            retry_ids = [r["ref"] for r in q if r["side"] == "hub" and r["ref"] in due]
         if self.has_exclusions:  # left out under another selection: the config changed since
             retry_ids += hub.stale_exclusions(name, entity, self.selection)
 
@@ -315,6 +336,19 @@ class EntitySync:
         if arch is None:
             return "changed", proj
         return ("unchanged" if content_hash(*proj) == arch.hash else "changed"), proj
+
+    def _retry_due(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Refs of quarantined rows to try again now: backoff over, or a record of a type
+        before this one (a parent) written since the row was quarantined."""
+        now = time.time()
+        parents = ENTITY_TYPES[:ENTITY_ORDER[self.entity]]
+        oldest = min((int(r["seq"]) for r in rows if r.get("seq") is not None), default=None)
+        moved = None
+        if oldest is not None and parents:
+            moved = self.hub.parents_last_seq(parents)
+        return {r["ref"] for r in rows
+                if r.get("retry_at") is None or r["retry_at"] <= now
+                or (moved is not None and r.get("seq") is not None and moved > int(r["seq"]))}
 
     def _read(self, refs: list[str]) -> list[Item | ItemError]:
         # a ref that vanished between list and get is simply absent here; the next
@@ -522,7 +556,8 @@ class EntitySync:
                       drop_exclusions=list(replanned or ()),
                       drop_intents=[cases[n].hub_id for n in writes.op_case],
                       has_exclusions=self.has_exclusions, has_intents=self.has_intents,
-                      has_quarantine=self.has_quarantine, checkpoint=checkpoint)
+                      has_quarantine=self.has_quarantine, checkpoint=checkpoint,
+                      versions=self._versions)
         tally = hub_batch(batch, cases, writes, results, self.map, self._canon, self.entity)
         outcome = self.hub.commit_batch(batch)
         res.errors.extend(tally.errors)
@@ -546,7 +581,8 @@ class EntitySync:
         if batch.quarantine:
             self.has_quarantine = True
         res.counts["conflicts"] += outcome.conflicts
-        res.counts["quarantined"] += len(batch.quarantine)
+        if outcome.quarantined:  # a retry that failed alike again is not counted (nor logged)
+            res.counts["quarantined"] += outcome.quarantined
         self._memo.clear()
         self.done += len(cases) + len(bad)
         for a in batch.archive:

@@ -12,6 +12,7 @@ for the next run.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class Batch:
     has_intents: bool = False
     has_quarantine: bool = False
     checkpoint: Checkpoint | None = None
+    #: spoke ref -> version as this run listed it: a quarantined item that fails again at
+    #: the same version is not counted or logged again
+    versions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -66,3 +70,4 @@ class BatchOutcome:
     changed: set[str]  # hub ids written by someone else since planning: nothing committed
     written: int  # hub records written
     conflicts: int
+    quarantined: int = 0  # quarantine entries new or failing differently (not retried alike)

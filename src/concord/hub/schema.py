@@ -166,6 +166,12 @@ quarantine = Table(
     Column("payload", Text),
     Column("at", Float, nullable=False),
     Column("resolved_at", Float),
+    # retry state (revision 0005): tried again when the spoke version changes, a parent
+    # type's record changes (hub seq past ``seq``), or ``retry_at`` passes
+    Column("version", String(512)),
+    Column("seq", BigInteger),
+    Column("attempts", Integer),
+    Column("retry_at", Float),
     UniqueConstraint("tenant", "link", "entity", "side", "ref", name="uq_quarantine_ref"),
 )
 

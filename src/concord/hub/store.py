@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -560,7 +560,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             if batch.drop_intents and batch.has_intents:
                 self.drop_intents(conn, link, entity, batch.drop_intents)
             self.add_conflicts(conn, [c.row(link, entity) for c in conflicts])
-            self.quarantine_items(conn, link, entity, batch.quarantine)
+            news = self.quarantine_items(conn, link, entity, batch.quarantine, batch.versions)
             if (batch.has_quarantine or batch.quarantine) and (archive or left_out):
                 # done with: linked, or (a removal, a record edited out of the selection)
                 # left out on purpose
@@ -572,7 +572,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                 if cp.progress is not None and "written" in cp.progress:
                     cp.progress["written"] = int(cp.progress["written"]) + len(writes)
                 self.save_checkpoint(conn, link, entity, cp)
-        return BatchOutcome(changed, len(writes), len(conflicts))
+        return BatchOutcome(changed, len(writes), len(conflicts), news)
 
     def set_checkpoint(self, link: str, entity: str, cp: Checkpoint) -> None:
         with self.begin() as conn:
@@ -623,15 +623,64 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                      .values(resolved_at=time.time(), resolved_by=by, resolution=resolution))
 
     def quarantine_items(self, conn: Connection, link: str, entity: str,
-                         rows: Sequence[tuple[str, str, str, str | None]]) -> None:
-        """rows: (side, ref, error, payload). Re-quarantining a ref replaces its error."""
-        if rows:
-            now = time.time()
-            upsert(conn, s.quarantine, [
-                {"tenant": self.tenant, "link": link, "entity": entity, "side": side, "ref": ref,
-                 "error": err, "payload": payload, "at": now, "resolved_at": None}
-                for side, ref, err, payload in rows
-            ], ("tenant", "link", "entity", "side", "ref"))
+                         rows: Sequence[tuple[str, str, str, str | None]],
+                         versions: Mapping[str, str] | None = None) -> int:
+        """rows: (side, ref, error, payload); ``versions``: spoke ref -> its version now.
+        Re-quarantining a ref replaces its error and backs its next retry off (doubling from
+        a minute up to an hour, see ``retry_backoff``). Returns how many are newly
+        quarantined or failed with another error (a retry that fails alike is not news)."""
+        if not rows:
+            return 0
+        now = time.time()
+        c = s.quarantine.c
+        before: dict[tuple[str, str], Any] = {}
+        refs = [r[1] for r in rows]
+        for i in range(0, len(refs), 500):
+            for r in conn.execute(select(c.side, c.ref, c.error, c.attempts, c.resolved_at).where(
+                    c.tenant == self.tenant, c.link == link, c.entity == entity,
+                    c.ref.in_(refs[i:i + 500]))):
+                before[(r.side, r.ref)] = r
+        seq = self.last_seq_in(conn)
+        out, news = [], 0
+        for side, ref, err, payload in rows:
+            old = before.get((side, ref))
+            if old is not None and old.resolved_at is None:  # tried again, failed again
+                attempts = int(old.attempts or 1) + 1
+                news += old.error != err
+            else:
+                attempts = 1
+                news += 1
+            out.append({"tenant": self.tenant, "link": link, "entity": entity, "side": side,
+                        "ref": ref, "error": err, "payload": payload, "at": now,
+                        "resolved_at": None,
+                        "version": (versions or {}).get(ref) if side == "spoke" else None,
+                        "seq": seq, "attempts": attempts,
+                        "retry_at": now + retry_backoff(attempts)})
+        upsert(conn, s.quarantine, out, ("tenant", "link", "entity", "side", "ref"))
+        return news
+
+    def retry_quarantined_now(self, link: str, entity: str | None = None) -> int:
+        """End the backoff of ``link``'s quarantined records (the cause was fixed outside
+        any record: a server back, a mapping corrected): the next run tries them again."""
+        c = s.quarantine.c
+        q = update(s.quarantine).where(c.tenant == self.tenant, c.link == link,
+                                       c.resolved_at.is_(None))
+        if entity is not None:
+            q = q.where(c.entity == entity)
+        with self.begin() as conn:
+            return int(conn.execute(q.values(retry_at=None)).rowcount or 0)
+
+    def parents_last_seq(self, entities: Sequence[str]) -> int | None:
+        """The seq of the last write to a record of one of ``entities`` (None: none)."""
+        r = s.records.c
+        best: int | None = None
+        with self.engine.connect() as conn:
+            for e in entities:  # one index look-up each (ix_records_feed)
+                got = conn.execute(select(func.max(r.seq)).where(
+                    r.tenant == self.tenant, r.entity == e)).scalar()
+                if got is not None and (best is None or int(got) > best):
+                    best = int(got)
+        return best
 
     def release_quarantine(self, conn: Connection, link: str, entity: str, side: str,
                            refs: Sequence[str]) -> None:
@@ -649,3 +698,12 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(c.id))]
 
+
+#: a quarantined record is tried again after this long, doubling with each failed attempt
+RETRY_FIRST_S = 60.0
+RETRY_MAX_S = 3600.0
+
+
+def retry_backoff(attempts: int) -> float:
+    """Seconds before the next retry of a record quarantined ``attempts`` times."""
+    return float(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** max(0, attempts - 1)))

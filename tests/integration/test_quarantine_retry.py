@@ -1,0 +1,54 @@
+"""Quarantined records are retried with backoff, and when they or a parent change; never on
+every run (a real vdir folder and SQLite hub)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from concord.config import from_dict
+from concord.engine import sync_link
+from concord.hub.store import RETRY_FIRST_S, Hub
+
+GOOD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nEND:VCARD\r\n"
+BAD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bad\r\nFN:Broken\r\nEMAIL:\x00\r\n"  # no END
+
+
+def test_one_bad_file_is_not_retried_every_run_but_when_it_changes_or_its_backoff_ends(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "office"
+    folder.mkdir()
+    (folder / "good.vcf").write_text(GOOD.format(uid="good", name="Good"))
+    (folder / "bad.vcf").write_text(BAD)
+    cfg = from_dict({"hub": {"url": f"sqlite:///{tmp_path / 'hub.db'}"}, "links": {"office": {
+        "connector": "vdir", "options": {"path": str(folder)},
+        "entities": {"contact": {"direction": "two-way"}}}}})
+    hub, link = Hub(cfg.hub.url), cfg.link("office")
+    r = sync_link(hub, link, trigger="schedule")
+    assert r.counts["quarantined"] == 1 and r.entities["contact"].errors
+    [q] = hub.quarantined("office")
+    assert q["attempts"] == 1 and q["retry_at"] >= time.time() + RETRY_FIRST_S - 5
+    runs = len(hub.runs("office"))
+
+    # nothing changed: the next scheduled runs do not read it again, count it or journal it
+    for _ in range(3):
+        r = sync_link(hub, link, trigger="schedule")
+        assert r.counts == {} and not r.entities["contact"].errors
+    assert len(hub.runs("office")) == runs
+
+    # edited (still broken): read again at once; the same failure is not news
+    (folder / "bad.vcf").write_text(BAD.replace("Broken", "Still broken"))
+    r = sync_link(hub, link, trigger="schedule")
+    assert r.entities["contact"].errors and r.counts == {}
+    [q] = hub.quarantined("office")
+    assert q["attempts"] == 2 and q["retry_at"] >= time.time() + 2 * RETRY_FIRST_S - 5
+
+    # the backoff ends: tried again without any change
+    hub.retry_quarantined_now("office")
+    assert sync_link(hub, link, trigger="schedule").entities["contact"].errors
+    assert not sync_link(hub, link, trigger="schedule").entities["contact"].errors
+
+    # corrected: it arrives and leaves quarantine
+    (folder / "bad.vcf").write_text(GOOD.format(uid="bad", name="Fixed"))
+    r = sync_link(hub, link, trigger="schedule")
+    assert hub.quarantined("office") == [] and hub.count("contact") == 2, r.counts
