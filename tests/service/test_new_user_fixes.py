@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from concord import activation
+from concord.link import activation
 from tests.service.conftest import Served, write_vcard
 
 
