@@ -113,7 +113,7 @@ class NoDeleteVdir(VdirConnector):
 class TestReadOnlyVdirContract(ConnectorContract):
     @pytest.fixture
     def connector(self, tmp_path: Path) -> VdirConnector:
-        return ReadOnlyVdir(VdirOptions(path=str(tmp_path / "contacts")), link="ro")
+        return ReadOnlyVdir(VdirOptions(path=str(tmp_path / "contacts"), create=True), link="ro")
 
     @pytest.fixture
     def entity(self) -> str:
@@ -138,7 +138,7 @@ class TestReadOnlyVdirContract(ConnectorContract):
 class TestNoDeleteVdirContract(TestReadOnlyVdirContract):
     @pytest.fixture
     def connector(self, tmp_path: Path) -> VdirConnector:
-        return NoDeleteVdir(VdirOptions(path=str(tmp_path / "contacts")), link="nd")
+        return NoDeleteVdir(VdirOptions(path=str(tmp_path / "contacts"), create=True), link="nd")
 
     def test_a_batch_applies_what_is_allowed_and_refuses_the_rest(self, connector, entity,
                                                                   make_item) -> None:

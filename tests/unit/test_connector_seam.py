@@ -159,7 +159,7 @@ def test_a_third_party_connector_is_found_by_its_entry_point(site: Path, tmp_pat
     klass = connector_class("folder")
     assert klass.__name__ == "Folder" and issubclass(klass, Connector)
     assert "folder" in base.known_connectors()
-    conn = base.make_connector("folder", {"path": str(tmp_path / "f")}, link="l")
+    conn = base.make_connector("folder", {"path": str(tmp_path / "f"), "create": True}, link="l")
     assert isinstance(conn, VdirConnector)
     assert connector_class("sql") is SQLConnector  # a built-in name is never shadowed
 

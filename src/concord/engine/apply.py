@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from concord.connectors.base import Item, WriteOp, WriteResult
 from concord.engine.decide import Content, Decision
 from concord.engine.mapping import Mapping
-from concord.errors import PreconditionFailed
+from concord.errors import PreconditionFailed, TransientError
 from concord.hub.batch import Batch, Conflict
 from concord.hub.store import ArchiveRow, RecordWrite
 from concord.records import Record, canonical
@@ -107,6 +107,8 @@ def hub_batch(batch: Batch, cases: list[Case], writes: SpokeWrites,
             else:
                 msg = f"{entity} {c.hub_id}: {r.error}"
                 batch.quarantine.append(("hub", c.hub_id, msg, None))
+                if isinstance(r.error, TransientError):  # a server's hiccup: due next run
+                    batch.retry_now.append(c.hub_id)
                 tally.errors.append(msg)
             continue
         writes_hub = d.hub_put is not None or d.hub_delete

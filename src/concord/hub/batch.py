@@ -63,6 +63,8 @@ class Batch:
     #: spoke ref -> version as this run listed it: a quarantined item that fails again at
     #: the same version is not counted or logged again
     versions: Mapping[str, str] = field(default_factory=dict)
+    #: quarantined refs whose failure was transient (a 5xx, a timeout): tried again next run
+    retry_now: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

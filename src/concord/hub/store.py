@@ -560,7 +560,8 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             if batch.drop_intents and batch.has_intents:
                 self.drop_intents(conn, link, entity, batch.drop_intents)
             self.add_conflicts(conn, [c.row(link, entity) for c in conflicts])
-            news = self.quarantine_items(conn, link, entity, batch.quarantine, batch.versions)
+            news = self.quarantine_items(conn, link, entity, batch.quarantine, batch.versions,
+                                         retry_now=set(batch.retry_now))
             if (batch.has_quarantine or batch.quarantine) and (archive or left_out):
                 # done with: linked, or (a removal, a record edited out of the selection)
                 # left out on purpose
@@ -624,7 +625,8 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
 
     def quarantine_items(self, conn: Connection, link: str, entity: str,
                          rows: Sequence[tuple[str, str, str, str | None]],
-                         versions: Mapping[str, str] | None = None) -> int:
+                         versions: Mapping[str, str] | None = None, *,
+                         retry_now: set[str] | None = None) -> int:
         """rows: (side, ref, error, payload); ``versions``: spoke ref -> its version now.
         Re-quarantining a ref replaces its error and backs its next retry off (doubling from
         a minute up to an hour, see ``retry_backoff``). Returns how many are newly
@@ -655,7 +657,8 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                         "resolved_at": None,
                         "version": (versions or {}).get(ref) if side == "spoke" else None,
                         "seq": seq, "attempts": attempts,
-                        "retry_at": now + retry_backoff(attempts)})
+                        "retry_at": now if ref in (retry_now or ())
+                        else now + retry_backoff(attempts)})
         upsert(conn, s.quarantine, out, ("tenant", "link", "entity", "side", "ref"))
         return news
 

@@ -8,15 +8,15 @@ service marks it interrupted.
 again when it changes (its spoke version), when a record of a parent type changes (the hub's
 seq moved past ``seq``), or when its backoff (``retry_at``) ends, not on every run.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02 19:20:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
