@@ -51,7 +51,7 @@ class Reader:
         emails = set(spec.emails)
         # per mapped column, worked out once: (field, position, kind, column, is an e-mail,
         # the Python type taken as it is, the length a text may have)
-        self.plan: list[tuple[str, int, Kind, str, bool, type | None, int | None]] = [
+        self.plan: list[tuple[str, int, Kind, str, bool, Any, int | None]] = [
             (fname, self.idx[col], kind, col, fname in emails, _AS_IS.get(kind.name),
              kind.length if kind.name == "text" else None)
             for fname, (col, kind) in res.cols.items()]
