@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from concord.connectors.sql import SQLConnector, SQLOptions
 from concord.connectors.sql import connector as sql_connector
+from concord.demo.sample import create_sample, default_mapping
 from concord.engine import sync_link
-from concord.sample import create_sample, default_mapping
 from tests.integration.sql_helpers import connector, db_exec, db_rows, practice
 
 
