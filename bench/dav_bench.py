@@ -6,7 +6,13 @@ this same process tree on this machine. Its 10,000-contact first upload is not r
 before at > 8 minutes for 4,036 items); for its 10,000 no-op its collection is seeded with
 Concord's bulk upload and vdirsyncer downloads it once before the measured run.
 
+Concord's first upload sends a new collection's cards in one bulk request where the server
+takes it; vdirsyncer sends one PUT per card. So the small first upload is also run with the
+bulk upload off (``bulk_upload = false``: one PUT per card, as vdirsyncer does), right before
+vdirsyncer's on the same server, and that pair is the like-for-like ratio.
+
     python bench/dav_bench.py [--small]     # --small: 200 / 1,000 contacts, a quick check
+    VDIRSYNCER=/path/to/vdirsyncer python bench/dav_bench.py   # vdirsyncer in another venv
 
 Prints a table and writes bench/results/dav.json.
 """
@@ -62,7 +68,7 @@ def timed(fn: Callable[[], Any], label: str = "") -> float:
 class ConcordSide:
     """A SQLite hub holding ``n`` contacts, linked to a fresh Radicale address book."""
 
-    def __init__(self, server: DavServer, work: Path, n: int) -> None:
+    def __init__(self, server: DavServer, work: Path, n: int, *, bulk: bool = True) -> None:
         self.server, self.n = server, n
         self.coll = server.new_collection("addressbook")
         self.hub = Hub(f"sqlite:///{work / f'hub-{n}-{uuid.uuid4().hex[:8]}.db'}")
@@ -73,14 +79,20 @@ class ConcordSide:
                                   for i in range(n)])
         self.link = LinkConfig(name=f"bench-{n}", connector="carddav", options={
             "url": self.coll, "username": server.username, "password": server.password,
-            "collections": {"contact": self.coll}}, entities={"contact": EntityConfig()},
+            "collections": {"contact": self.coll}, "bulk_upload": bulk},
+            entities={"contact": EntityConfig()},
             batch_size=max(n, 1000))
 
     def sync(self) -> dict[str, int]:
         r = sync_link(self.hub, self.link)
         if not r.ok:
-            raise RuntimeError(r.message)
+            fail(f"Concord sync of {self.n:,} contacts failed: {r.message}")
         return dict(r.counts)
+
+    def check_listed(self) -> None:
+        got = self.listed()
+        if got != self.n:
+            fail(f"Concord uploaded {got:,} of {self.n:,} contacts to {self.coll}")
 
     def edit(self, k: int) -> None:
         for i in range(k):
@@ -137,7 +149,7 @@ url = "{self.coll}"
 username = "{server.username}"
 password = "{server.password}"
 """)
-        self.exe = shutil.which("vdirsyncer", path=os.path.dirname(sys.executable)) or "vdirsyncer"
+        self.exe = vdirsyncer_exe() or "vdirsyncer"
         self.run("discover", "bench")  # not timed: vdirsyncer's one-off setup step
 
     def run(self, *argv: str) -> None:
@@ -147,10 +159,21 @@ password = "{server.password}"
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(f"vdirsyncer {argv[0]} did not finish in 30 min") from exc
         if r.returncode != 0:
-            raise RuntimeError(f"vdirsyncer {argv[0]} failed: {r.stdout[-1500:]}{r.stderr[-1500:]}")
+            fail(f"vdirsyncer {argv[0]} failed: {r.stdout[-1500:]}{r.stderr[-1500:]}")
 
     def sync(self) -> None:
         self.run("sync")
+
+
+def vdirsyncer_exe() -> str | None:
+    """vdirsyncer beside this Python, else $VDIRSYNCER, else on the PATH."""
+    return (shutil.which("vdirsyncer", path=os.path.dirname(sys.executable))
+            or os.environ.get("VDIRSYNCER") or shutil.which("vdirsyncer"))
+
+
+def fail(message: str) -> None:
+    print(f"dav_bench: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main() -> None:
@@ -165,17 +188,20 @@ def main() -> None:
     try:
         c_small = ConcordSide(server, work, small_n)
         res["first_upload_2k_s"] = timed(c_small.sync)
-        assert c_small.listed() == small_n
+        c_small.check_listed()
 
         c_big = ConcordSide(server, work, big_n)
         res["first_upload_10k_s"] = timed(c_big.sync)
-        assert c_big.listed() == big_n
+        c_big.check_listed()
         res["noop_10k_s"] = timed(c_big.sync)
         c_big.edit(10)
         res["edit10_10k_s"] = timed(c_big.sync)
 
-        if not args.no_vdirsyncer and shutil.which(
-                "vdirsyncer", path=os.path.dirname(sys.executable)):
+        # like for like: one PUT per card, Concord then vdirsyncer, on the same server
+        c_put = ConcordSide(server, work, small_n, bulk=False)
+        res["first_upload_2k_no_bulk_s"] = timed(c_put.sync)
+        c_put.check_listed()
+        if not args.no_vdirsyncer and vdirsyncer_exe():
             v_small = VdirsyncerSide(server, work, small_n)
             res["first_upload_2k_vdirsyncer_s"] = timed(v_small.sync)
             v_big = VdirsyncerSide(server, work, big_n, seed_remote=True)
@@ -188,10 +214,13 @@ def main() -> None:
     res = {k: round(v, 3) for k, v in res.items()}
     for key, base, ours in (("first_upload_ratio_vs_vdirsyncer", "first_upload_2k_vdirsyncer_s",
                              "first_upload_2k_s"),
+                            ("first_upload_no_bulk_ratio_vs_vdirsyncer",
+                             "first_upload_2k_vdirsyncer_s", "first_upload_2k_no_bulk_s"),
                             ("noop_ratio_vs_vdirsyncer", "noop_10k_vdirsyncer_s", "noop_10k_s")):
         if res.get(base) and res.get(ours):
             res[key] = round(res[base] / res[ours], 1)
     rows = [("first upload", small_n, "first_upload_2k_s", "first_upload_2k_vdirsyncer_s"),
+            ("  bulk off", small_n, "first_upload_2k_no_bulk_s", "first_upload_2k_vdirsyncer_s"),
             ("first upload", big_n, "first_upload_10k_s", None),
             ("no-op sync", big_n, "noop_10k_s", "noop_10k_vdirsyncer_s"),
             ("10 edits", big_n, "edit10_10k_s", None)]

@@ -30,7 +30,7 @@ def test_discovers_an_address_book_from_the_server_root(dav_server: DavServer) -
 
 def test_creates_a_named_collection_when_asked(radicale_server: DavServer) -> None:
     srv = radicale_server
-    name = f"practice-tasks-{new_id()[:8]}"
+    name = f"practice-tasks-{new_id()[-8:]}"
     base = {"url": srv.url + srv.principal, "username": srv.username, "password": srv.password,
             "collections": {"task": name}}
     with CalDAVConnector(DavOptions.model_validate(base)) as conn, pytest.raises(ConfigError) as exc:

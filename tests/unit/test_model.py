@@ -23,6 +23,18 @@ def test_normalize_keeps_canonical_fields_and_drops_empty_parts() -> None:
         "name": "Ann", "emails": [{"address": "a@x.example"}], "custom.Industry": "Retail"}
 
 
+def test_compacted_normalize_leaves_out_empty_values_and_still_validates_them() -> None:
+    # the codec path: None and empty lists are left out, a custom field is kept, and a value
+    # of the wrong shape is refused even where it is empty
+    f = {"name": "Ann", "note": None, "phones": [], "custom.Industry": "Retail"}
+    assert model.normalize("contact", f, compacted=True) == {
+        "name": "Ann", "custom.Industry": "Retail"}
+    with pytest.raises(model.ModelError, match="field 'emails'"):
+        model.normalize("contact", {"emails": {}}, compacted=True)
+    with pytest.raises(model.ModelError, match="field 'name'"):
+        model.normalize("contact", {"name": ["Ann"]}, compacted=True)
+
+
 @pytest.mark.parametrize(("entity", "fields", "key"), [
     ("contact", {"emails": "a@x.example"}, "emails"),           # a string is not a list
     ("contact", {"emails": [{"addr": "a@x.example"}]}, "emails.0.addr"),

@@ -128,6 +128,13 @@ class Lens:
         #: one rule holding every element (split text, or a list at the spoke)
         self.whole = len(rules) == 1 and (rules[0].split is not None
                                           or _spoke_is_list(rules[0], spoke_shapes))
+        #: the common rule, one spoke field filling one element's key (an ``email`` column
+        #: as ``emails[0].address``): (spoke field, key, types), read without the general walk
+        r0 = rules[0]
+        self.single: tuple[str, str, list[str]] | None = (
+            (r0.field, str(r0.key or self.key), list(r0.types or ()))
+            if len(rules) == 1 and not self.whole and r0.parts is None and self.typed
+            and r0.field is not None else None)
 
     # elements ---------------------------------------------------------------------------
     def _elements(self, value: Any) -> list[Any]:
@@ -182,6 +189,15 @@ class Lens:
 
     def view(self, spoke: MappingABC[str, Any]) -> Any:
         """The hub-space value of what the spoke fields hold (None when empty)."""
+        if self.single is not None:
+            sf, key, types = self.single
+            v = spoke.get(sf)
+            if v is None or v == "":
+                return None
+            one: dict[str, Any] = {key: v if type(v) is str else str(v)}
+            if types:
+                one["types"] = list(types)
+            return one if self.is_object else [one]
         elems: list[Any] = []
         if self.whole:
             r = self.rules[0]

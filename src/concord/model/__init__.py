@@ -134,19 +134,31 @@ def shape(entity: str, name: str) -> FieldShape | None:
 
 
 @cache
-def _typed_dict(model: type[BaseModel]) -> Any:
+def _typed_dict(model: type[BaseModel], top: bool = False) -> Any:
     """The model as a TypedDict with the same fields, types and constraints: pydantic-core
-    validates a dict against it without building model instances (2 µs a record against
-    10 µs, on the hot path of every record read from a spoke)."""
+    validates a dict against it without building model instances (on the hot path of every
+    record read from a spoke). ``top``: the entity itself, whose ``None`` values ``normalize``
+    leaves out before validating, so its optional fields are declared without ``None``
+    (pydantic-core's nullable check costs more than the string check it wraps: 8 µs against
+    4 µs for a typical client)."""
     fields: dict[str, Any] = {}
     for name, f in model.model_fields.items():
-        ann = _as_dicts(f.annotation)
+        ann = _as_dicts(_without_none(f.annotation) if top else f.annotation)
         if f.metadata:
             ann = Annotated[(ann, *f.metadata)]
         fields[name] = Required[ann] if f.is_required() else NotRequired[ann]
     td: Any = cast(Any, TypedDict)(model.__name__, fields)
     td.__pydantic_config__ = ConfigDict(extra="forbid")
     return td
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X | None`` as ``X`` (other annotations as they are)."""
+    if typing.get_origin(annotation) in (typing.Union, _types.UnionType):
+        args = tuple(a for a in typing.get_args(annotation) if a is not type(None))
+        if len(args) == 1:
+            return args[0]
+    return annotation
 
 
 def _as_dicts(annotation: Any) -> Any:
@@ -165,7 +177,7 @@ def _as_dicts(annotation: Any) -> Any:
 
 @cache
 def _validator(entity: str) -> Any:
-    return TypeAdapter(_typed_dict(MODELS[entity])).validator
+    return TypeAdapter(_typed_dict(MODELS[entity], top=True)).validator
 
 
 def compact(value: dict[str, Any]) -> dict[str, Any]:
@@ -215,8 +227,9 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None,
     ``compacted``: the values hold no empty parts already (codec output), so only the top
     level is cleaned (the full walk costs as much as the validation)."""
     named: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
+    custom: dict[str, Any] | None = None
     problems: list[tuple[str, str]] = []
+    empty = False  # an empty list or dict among the named values (left out after validation)
     for k, v in fields.items():
         if v is None:
             continue
@@ -224,9 +237,13 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None,
             if not isinstance(v, _SCALARS):
                 problems.append((k, f"a custom field holds one text, number, date or yes/no "
                                     f"value, not {type(v).__name__}"))
+            if custom is None:
+                custom = {}
             custom[k] = v
         else:
             named[k] = v
+            if not v and isinstance(v, list | dict):
+                empty = True
     try:
         # validation only: the model transforms nothing, so the input is the stored form
         _validator(entity).validate_python(named, strict=True)
@@ -247,8 +264,14 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None,
             problems.append((loc, msg))
     if problems:
         raise ModelError(entity, problems, record=record)
-    out = {k: v for k, v in named.items() if v != [] and v != {}} if compacted else compact(named)
-    out.update(custom)
+    if not compacted:
+        out = compact(named)
+    elif empty:
+        out = {k: v for k, v in named.items() if v or not isinstance(v, list | dict)}
+    else:
+        out = named
+    if custom:
+        out.update(custom)
     return out
 
 

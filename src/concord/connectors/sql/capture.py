@@ -64,6 +64,8 @@ class Capture:
     """Base: the changelog is read by sequence. Subclasses give trigger DDL and wake-ups."""
 
     dialect = "generic"
+    #: seconds between wake-up polls unless the link sets ``poll_interval``
+    default_poll = 0.1
 
     def __init__(self, engine: Engine, poll_interval: float = 0.1) -> None:
         self.engine = engine
@@ -129,6 +131,9 @@ class Capture:
 
 class SQLiteCapture(Capture):
     dialect = "sqlite"
+    # ``PRAGMA data_version`` reads the file's change counter (no query plan, no table): at
+    # 50 polls a second a committed change waits 10 ms on average instead of 50
+    default_poll = 0.02
 
     def __init__(self, engine: Engine, poll_interval: float = 0.1) -> None:
         super().__init__(engine, poll_interval)
@@ -284,7 +289,8 @@ END"""))
         return {r[0] for r in rows}
 
 
-def capture_for(engine: Engine, poll_interval: float = 0.1) -> Capture:
+def capture_for(engine: Engine, poll_interval: float | None = None) -> Capture:
     kinds: dict[str, type[Capture]] = {"sqlite": SQLiteCapture, "postgresql": PostgresCapture,
                                        "mssql": MSSQLCapture}
-    return kinds.get(engine.dialect.name, Capture)(engine, poll_interval)
+    kind = kinds.get(engine.dialect.name, Capture)
+    return kind(engine, poll_interval if poll_interval is not None else kind.default_poll)

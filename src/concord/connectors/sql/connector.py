@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -126,6 +127,9 @@ def check_url(url: str, link: str = "") -> None:
                            "correct the path (a relative path in concord.toml is taken from "
                            "the directory of concord.toml)")
 
+#: seconds between two prunings of one entity's changelog entries by a connector kept open
+PRUNE_EVERY = 60.0
+
 
 class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks):
     name = "sql"
@@ -147,6 +151,7 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
         self.capture: Capture = capture_for(self.engine, options.poll_interval)
         self._resolved: dict[str, Resolved] | None = None
         self._readers: dict[str, Reader] = {}
+        self._pruned_at: dict[str, float] = {}  # entity -> when its changelog was last pruned
         self._has_capture: bool | None = None
 
     # -- plumbing ------------------------------------------------------------------
@@ -287,11 +292,18 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
             return Changes(changed=dict(self.list(entity)), token=start, complete=True)
         self._require_capture()
         rd = self.reader(entity)
+        # pruning is a write transaction in the practice database (a commit, an fsync): a
+        # live link does it at most every PRUNE_EVERY seconds per entity, not on the path of
+        # every change it reads
+        now = time.monotonic()
+        due = self.opts.prune_changelog and now - self._pruned_at.get(entity, -PRUNE_EVERY) \
+            >= PRUNE_EVERY
         with self._read() as conn, conn.begin():
             keys, new_token = self.capture.read(conn, entity, token)
-            prune = self.opts.prune_changelog and self.capture.prunable(conn, entity, token)
+            prune = due and self.capture.prunable(conn, entity, token)
         if prune:
             self._prune(entity, token)
+            self._pruned_at[entity] = now
         changed: dict[str, str] = {}
         for it in self.get(entity, sorted(keys)):
             changed[it.ref] = it.version if isinstance(it, Item) else "invalid"

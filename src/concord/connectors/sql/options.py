@@ -88,7 +88,11 @@ class SQLOptions(ConnectorOptions):
     read_only: bool = False
     admin_email: str | None = None
     admin: AdminCheck = Field(default_factory=AdminCheck)
-    poll_interval: float = 0.1  # seconds between PRAGMA data_version polls
+    #: seconds between wake-up polls where the database has no notification: SQLite's
+    #: ``PRAGMA data_version`` (a read of the file header: 0.02 s by default, so a change
+    #: waits 10 ms on average before it is read), another database's changelog head
+    #: (a query: 0.1 s by default); PostgreSQL is woken by NOTIFY and does not poll
+    poll_interval: float | None = Field(default=None, gt=0)
     #: drop changelog entries once a committed checkpoint covers them (turn off when two
     #: links read the same practice database)
     prune_changelog: bool = True

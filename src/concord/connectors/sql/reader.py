@@ -48,6 +48,13 @@ class Reader:
             select_cols.append(p.c[ref.parent_key])
         self.base = sa.select(*select_cols).select_from(joined)
         self.key = self.t.c[res.key]
+        emails = set(spec.emails)
+        # per mapped column, worked out once: (field, position, kind, column, is an e-mail,
+        # the Python type taken as it is, the length a text may have)
+        self.plan: list[tuple[str, int, Kind, str, bool, Any, int | None]] = [
+            (fname, self.idx[col], kind, col, fname in emails, _AS_IS.get(kind.name),
+             kind.length if kind.name == "text" else None)
+            for fname, (col, kind) in res.cols.items()]
 
     # -- queries -------------------------------------------------------------------
     def by_keys(self, conn: Connection, keys: Sequence[Any], *, lock: bool = False) -> list[Item | ItemError]:
@@ -81,37 +88,48 @@ class Reader:
         lists = {f: self._list(conn, f, keys) for f in res.lists}
         idents = self._idents(conn, keys)
         wm_i = self.idx.get(res.spec.watermark) if res.spec.watermark else None
-        emails = set(res.spec.emails)
+        plan = self.plan
+        ref_plan = [(fname, self.idx[rc.column], rc, self.parent_idx.get(fname),
+                     _AS_IS.get(rc.kind.name)) for fname, rc in res.refs.items()]
+        custom_length = res.custom_length
+        list_items = list(lists.items())
+        stamp_versions = self.watermark_versions and wm_i is not None
         out: list[Item | ItemError] = []
         for row in rows:
             ref = str(row[ki])
             try:
                 fields: dict[str, Any] = {}
-                for fname, (col, kind) in res.cols.items():
-                    v = to_field(row[self.idx[col]], kind, col)
-                    if fname in emails:
+                for fname, i, kind, col, is_email, as_is, length in plan:
+                    v = row[i]
+                    # the common case (a text that fits, a whole number) is taken as it is;
+                    # anything else goes through the full check
+                    if v is not None and (type(v) is not as_is
+                                          or (length is not None and len(v) > length)):
+                        v = to_field(v, kind, col)
+                    if is_email and v:
                         check_email(v, col)
                     fields[fname] = v
                 refs: dict[str, str | None] = {}
-                for fname, rc in res.refs.items():
-                    v = row[self.idx[rc.column]]
+                for fname, i, rc, pi, as_is in ref_plan:
+                    v = row[i]
                     if v is None:
                         refs[fname] = None
                         continue
-                    v = to_field(v, rc.kind, rc.column)
-                    pi = self.parent_idx.get(fname)
+                    if type(v) is not as_is:
+                        v = to_field(v, rc.kind, rc.column)
                     if pi is not None and row[pi] is None:
                         raise BadValue(rc.column, f"refers to {rc.entity} {v}, which does not exist "
                                        f"in table {rc.parent_table}",
                                        f"correct {rc.column} or create that {rc.entity}")
-                    refs[fname] = str(v)
-                for name, value in custom.get(row[ki], {}).items():
-                    if res.custom_length is not None and value is not None and len(value) > res.custom_length:
-                        raise BadValue(f"{res.custom.value} (custom field {name!r})" if res.custom else name,
-                                       f"is {len(value)} characters long",
-                                       f"shorten it to at most {res.custom_length} characters")
-                    fields[CUSTOM_PREFIX + name] = value
-                for fname, per_key in lists.items():
+                    refs[fname] = v if type(v) is str else str(v)
+                if custom:
+                    for name, value in custom.get(row[ki], _NONE).items():
+                        if custom_length is not None and value is not None and len(value) > custom_length:
+                            raise BadValue(f"{res.custom.value} (custom field {name!r})" if res.custom
+                                           else name, f"is {len(value)} characters long",
+                                           f"shorten it to at most {custom_length} characters")
+                        fields[CUSTOM_PREFIX + name] = value
+                for fname, per_key in list_items:
                     fields[fname] = per_key.get(row[ki], [])
                 modified = _stamp(row[wm_i]) if wm_i is not None else None
             except BadValue as exc:
@@ -119,8 +137,7 @@ class Reader:
                                           f"{exc.problem} (fix: {exc.fix})",
                                      payload=repr(tuple(row))))
                 continue
-            version = str(row[wm_i]) if self.watermark_versions and wm_i is not None \
-                else version_of(fields, refs)
+            version = str(row[wm_i]) if stamp_versions else version_of(fields, refs)
             out.append(Item(ref, version, fields, refs, ident=idents.get(ref), modified=modified))
         return out
 
@@ -164,14 +181,27 @@ class Reader:
         return {r: i for r, i in conn.execute(q)}
 
 
+_NONE: dict[str, Any] = {}
+
+#: per column kind, the driver's Python type that ``to_field`` would return unchanged
+_AS_IS: dict[str, type] = {"text": str, "int": int}
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def _stamp(value: Any) -> float | None:
+    """A watermark value as a POSIX time (a time without a zone is UTC)."""
     if value is None:
         return None
     try:
-        t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        t = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(
+            value if type(value) is str else str(value))
     except ValueError:
         return None
-    return t.replace(tzinfo=t.tzinfo or dt.UTC).timestamp()
+    if t.tzinfo is None:  # what timestamp() does for an aware time, without building one
+        return (t - _EPOCH).total_seconds()
+    return t.timestamp()
 
 
 def key_kind_value(kind: Kind, ref: str) -> Any:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
@@ -130,5 +131,5 @@ def check_email(value: Any, column: str) -> None:
 def version_of(fields: dict[str, Any], refs: dict[str, str | None]) -> str:
     """A row's version: a hash of exactly what Concord reads from it, so any change to a
     mapped column (or custom field, or list) moves it and nothing else does."""
-    parts = repr((sorted(fields.items()), sorted(refs.items())))
-    return hashlib.blake2b(parts.encode(), digest_size=10).hexdigest()
+    parts = orjson.dumps((sorted(fields.items()), sorted(refs.items())), default=str)
+    return hashlib.blake2b(parts, digest_size=10).hexdigest()
