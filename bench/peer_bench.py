@@ -102,24 +102,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def run_copy(src: Path, work: Path, round_no: int) -> dict[str, Any]:
-    dst = work / "copy.db"
+    from bench.sql_bench import sqlite_copy  # the same baseline sql_bench measures
 
-    def copy() -> None:
-        dst.unlink(missing_ok=True)
-        a, b = sqlite3.connect(src), sqlite3.connect(dst)
-        for table in TABLES:
-            ddl = a.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
-            b.execute(ddl)
-            cur = a.execute(f"SELECT * FROM {table}")
-            marks = ",".join("?" * len(cur.description))
-            while rows := cur.fetchmany(5000):
-                b.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-            b.commit()
-        a.close()
-        b.close()
-
-    first, _ = timed(copy)
-    return {"first_load_s": first}
+    return {"first_load_s": sqlite_copy(src, work / "copy.db", list(TABLES))}
 
 
 def run_dlt(src: Path, work: Path, round_no: int) -> dict[str, Any]:
