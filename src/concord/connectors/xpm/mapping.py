@@ -68,6 +68,15 @@ def _first(items: list[dict[str, Any]] | None, key: str, kind: str | None = None
     return None
 
 
+def _contact_points(f: Fields, raw: dict[str, Any], phones: dict[str, str]) -> None:
+    """A party's e-mail and phones (XPM field -> phone kind) into ``f``, the ones it has."""
+    if raw.get("email"):
+        f["emails"] = [{"address": raw["email"]}]
+    numbers = [{"number": raw[k], "types": [kind]} for k, kind in phones.items() if raw.get(k)]
+    if numbers:
+        f["phones"] = numbers
+
+
 def _address(raw: dict[str, Any], prefix: str, kinds: list[str]) -> dict[str, Any] | None:
     def g(name: str) -> Any:
         key = prefix + name if prefix else name[0].lower() + name[1:]
@@ -130,15 +139,7 @@ def client_fields(raw: dict[str, Any], custom: list[dict[str, Any]], tax_names: 
         "status": ("archived" if yes(raw.get("isArchived")) else
                    "prospect" if yes(raw.get("isProspect")) else "active"),
     }
-    if raw.get("email"):
-        f["emails"] = [{"address": raw["email"]}]
-    phones = []
-    if raw.get("phone"):
-        phones.append({"number": raw["phone"], "types": ["work"]})
-    if raw.get("fax"):
-        phones.append({"number": raw["fax"], "types": ["fax"]})
-    if phones:
-        f["phones"] = phones
+    _contact_points(f, raw, {"phone": "work", "fax": "fax"})
     if raw.get("website"):
         f["urls"] = [{"value": raw["website"]}]
     addrs = [a for a in (_address(raw, "", ["work"]), _address(raw, "postal", ["postal"])) if a]
@@ -191,15 +192,7 @@ def contact_fields(raw: dict[str, Any], client: str) -> tuple[Fields, Refs]:
     f: Fields = {"name": raw.get("name"), "title": raw.get("position")}
     if raw.get("isPrimary") is not None:
         f["primary"] = yes(raw["isPrimary"])
-    if raw.get("email"):
-        f["emails"] = [{"address": raw["email"]}]
-    phones = []
-    if raw.get("phone"):
-        phones.append({"number": raw["phone"], "types": ["work"]})
-    if raw.get("mobile"):
-        phones.append({"number": raw["mobile"], "types": ["cell"]})
-    if phones:
-        f["phones"] = phones
+    _contact_points(f, raw, {"phone": "work", "mobile": "cell"})
     ex = extras_of(raw, CONTACT_NAMED)
     if ex:
         f["extras"] = ex
@@ -226,15 +219,7 @@ STAFF_NAMED = {"uuid", "name", "email", "phone", "mobile", "address", "payrollCo
 
 def staff_fields(raw: dict[str, Any]) -> tuple[Fields, Refs]:
     f: Fields = {"name": raw.get("name"), "code": raw.get("payrollCode")}
-    if raw.get("email"):
-        f["emails"] = [{"address": raw["email"]}]
-    phones = []
-    if raw.get("phone"):
-        phones.append({"number": raw["phone"], "types": ["work"]})
-    if raw.get("mobile"):
-        phones.append({"number": raw["mobile"], "types": ["cell"]})
-    if phones:
-        f["phones"] = phones
+    _contact_points(f, raw, {"phone": "work", "mobile": "cell"})
     if raw.get("address"):
         f["addresses"] = [{"street": raw["address"]}]  # XPM holds one free-text address
     ex = extras_of(raw, STAFF_NAMED)
