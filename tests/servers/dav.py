@@ -17,9 +17,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -102,6 +104,23 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+S = TypeVar("S")
+
+
+@contextmanager
+def served(prefix: str, start: Callable[..., tuple[subprocess.Popen[bytes], S]],
+           **options: Any) -> Iterator[S]:
+    """A server started in a fresh temporary folder, stopped by PID and its folder removed
+    afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    proc, server = start(base, **options)
+    try:
+        yield server
+    finally:
+        stop(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def start_radicale(base: Path, user: str = "alice", password: str = "secret") -> tuple[
         subprocess.Popen[bytes], DavServer]:
     port = free_port()
@@ -148,24 +167,14 @@ def start_xandikos(base: Path) -> tuple[subprocess.Popen[bytes], DavServer]:
 
 @pytest.fixture(scope="session")
 def radicale_server() -> Iterator[DavServer]:
-    base = Path(tempfile.mkdtemp(prefix="concord-radicale-"))
-    proc, server = start_radicale(base)
-    try:
+    with served("concord-radicale-", start_radicale) as server:
         yield server
-    finally:
-        stop(proc)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def xandikos_server() -> Iterator[DavServer]:
-    base = Path(tempfile.mkdtemp(prefix="concord-xandikos-"))
-    proc, server = start_xandikos(base)
-    try:
+    with served("concord-xandikos-", start_xandikos) as server:
         yield server
-    finally:
-        stop(proc)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(params=["radicale", "xandikos"])

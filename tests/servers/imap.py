@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.dav import free_port, stop, wait_for_port
+from tests.servers.dav import free_port, served, wait_for_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
@@ -140,25 +139,15 @@ def start_dovecot(base: Path, user: str = "alice", password: str = "secret", *,
 
 @pytest.fixture(scope="session")
 def dovecot_server() -> Iterator[ImapServer]:
-    base = Path(tempfile.mkdtemp(prefix="concord-dovecot-"))
-    proc, server = start_dovecot(base)
-    try:
+    with served("concord-dovecot-", start_dovecot) as server:
         yield server
-    finally:
-        stop(proc)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def dovecot_tls_server() -> Iterator[ImapServer]:
     """A second Dovecot with a self-signed certificate: STARTTLS and implicit TLS."""
-    base = Path(tempfile.mkdtemp(prefix="concord-dovecot-tls-"))
-    proc, server = start_dovecot(base, tls=True)
-    try:
+    with served("concord-dovecot-tls-", start_dovecot, tls=True) as server:
         yield server
-    finally:
-        stop(proc)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
