@@ -20,9 +20,7 @@ Prints a table and writes bench/results/dav.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.servers.dav import DavServer, start_radicale, stop  # noqa: E402
 
+from bench import write_results  # noqa: E402
 from concord.config import EntityConfig, LinkConfig  # noqa: E402
 from concord.engine import sync_link  # noqa: E402
 from concord.formats import vcard  # noqa: E402
@@ -231,13 +230,8 @@ def main() -> None:
         ratio = f"{v / c:.1f}x" if c and v else "-"
         print(f"{label:<14}{n:>10,}{c if c is not None else '-':>12}"
               f"{v if v is not None else '-':>14}{ratio:>9}")
-    out = ROOT / "bench" / "results" / "dav.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        **res, "contacts": [small_n, big_n], "small": args.small,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}},
-        indent=2) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    write_results("dav", {**res, "contacts": [small_n, big_n], "small": args.small},
+                  machine=True)
 
 
 if __name__ == "__main__":

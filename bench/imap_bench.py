@@ -15,9 +15,7 @@ Prints a table and writes bench/results/imap.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from tests.servers.dav import stop  # noqa: E402
 from tests.servers.imap import ImapServer, start_dovecot  # noqa: E402
 
+from bench import write_results  # noqa: E402
 from concord.config import from_dict  # noqa: E402
 from concord.engine import sync_link  # noqa: E402
 from concord.hub.store import Hub  # noqa: E402
@@ -175,13 +174,7 @@ def main() -> None:
         ratio = f"{cv / mv:.1f}x" if cv and mv else "-"
         print(f"{label:<14}{n:>10,}{cv if cv is not None else '-':>12}"
               f"{mv if mv is not None else '-':>12}{ratio:>16}")
-    out = ROOT / "bench" / "results" / "imap.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        **res, "messages": n, "small": args.small,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}},
-        indent=2) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    write_results("imap", {**res, "messages": n, "small": args.small}, machine=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Needs the bench extra: pip install -e '.[bench]'
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sqlite3
 import statistics
@@ -43,6 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
+
+from bench import write_results  # noqa: E402
 
 TABLES = ("staff", "clients", "contacts")
 EDITS, DELETES = 100, 10
@@ -272,11 +273,7 @@ def main() -> None:
         "concord_vs_dlt_first_load": best("concord", "first_load_s") / dlt_first,
         "concord_vs_copy_first_load": best("concord", "first_load_s") / copy_best,
     }
-    path = ROOT / "bench" / "results" / "peer.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({k: round(v, 4) if isinstance(v, float) else v
-                                for k, v in out.items()}, indent=2) + "\n")
-    print(f"written {path.relative_to(ROOT)}")
+    write_results("peer", out, digits=4)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Usage: python bench/sql_bench.py [--records 100000] [--rss-rows 1000000]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sqlite3
@@ -44,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import write_results  # noqa: E402
 from concord.config import LinkConfig  # noqa: E402
 from concord.connectors.base import make_connector  # noqa: E402
 from concord.demo.sample import (  # noqa: E402
@@ -301,11 +301,7 @@ def main() -> None:
             ok = {">=": v >= t[1], "<=": v <= t[1], "<": v < t[1]}[t[0]]
             mark = f"{t[0]} {t[1]:,}  {'met' if ok else 'NOT met'}"
         print(f"{k:<36}{v:>14,.2f}  {mark}")
-    out = ROOT / "bench" / "results" / "sql.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({k: round(v, 3) if isinstance(v, float) else v
-                               for k, v in results.items()}, indent=2) + "\n")
-    print(f"written {out.relative_to(ROOT)}")
+    write_results("sql", results, digits=3)
 
 
 if __name__ == "__main__":
