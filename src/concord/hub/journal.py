@@ -174,13 +174,7 @@ def _owner_gone(owner: str | None) -> bool | None:
 
 
 def _lock_is_stale(row: Any, now: float, stale_after: float) -> bool:
-    host, pid = [*str(row.owner).split(":"), "", ""][:2]
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+    gone = _owner_gone(row.owner)
+    if gone is not None:  # a process of this host: stale exactly when it has ended
+        return gone
     return bool(now - row.heartbeat > stale_after)
