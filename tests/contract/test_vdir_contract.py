@@ -21,11 +21,8 @@ def _person(n: int) -> Item:
         "org": f"Firm {n % 3}", "note": f"note, {n}; line\nnext"})
 
 
-class TestVdirContract(ConnectorContract):
-    @pytest.fixture
-    def connector(self, tmp_path: Path) -> VdirConnector:
-        (tmp_path / "contacts").mkdir(exist_ok=True)
-        return VdirConnector(VdirOptions(path=str(tmp_path / "contacts")), link="t")
+class VdirContacts(ConnectorContract):
+    """The contract on contacts in a folder of .vcf files."""
 
     @pytest.fixture
     def entity(self) -> str:
@@ -34,6 +31,13 @@ class TestVdirContract(ConnectorContract):
     @pytest.fixture
     def make_item(self):
         return _person
+
+
+class TestVdirContract(VdirContacts):
+    @pytest.fixture
+    def connector(self, tmp_path: Path) -> VdirConnector:
+        (tmp_path / "contacts").mkdir(exist_ok=True)
+        return VdirConnector(VdirOptions(path=str(tmp_path / "contacts")), link="t")
 
     # -- vdir specifics beyond the contract -------------------------------------------
     def test_unreadable_file_is_an_item_error_naming_the_file(self, connector, entity) -> None:
@@ -110,18 +114,10 @@ class NoDeleteVdir(VdirConnector):
     capabilities = Capabilities(entities=("contact",), writes=frozenset({"create", "update"}))
 
 
-class TestReadOnlyVdirContract(ConnectorContract):
+class TestReadOnlyVdirContract(VdirContacts):
     @pytest.fixture
     def connector(self, tmp_path: Path) -> VdirConnector:
         return ReadOnlyVdir(VdirOptions(path=str(tmp_path / "contacts"), create=True), link="ro")
-
-    @pytest.fixture
-    def entity(self) -> str:
-        return "contact"
-
-    @pytest.fixture
-    def make_item(self):
-        return _person
 
     def seed(self, connector: VdirConnector, items: list[Item]) -> list[str]:
         """Files another program put in the folder."""
