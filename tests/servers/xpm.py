@@ -113,6 +113,15 @@ def _flatten(part: dict[str, Any], comps: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
+def _merge(rec: dict[str, Any], body: dict[str, Any]) -> None:
+    """An update's body onto a stored record: a null clears the field, as in XPM."""
+    for k, v in body.items():
+        if v is None:
+            rec.pop(k, None)
+        else:
+            rec[k] = v
+
+
 @dataclass
 class Operation:
     method: str
@@ -554,11 +563,7 @@ class XpmFake:
             if isinstance(body.get("gstPeriod"), int):
                 body["gstPeriod"] = str(body["gstPeriod"])
             rec = p.clients[uid]
-            for k, v in body.items():
-                if v is None:
-                    rec.pop(k, None)
-                else:
-                    rec[k] = v
+            _merge(rec, body)
             self._touch(uid)
             return 200, {**ok, "client": self._client_out(uid, True)}
         if op == "ClientV31_Delete":
@@ -588,11 +593,7 @@ class XpmFake:
                 return missing(f"contact {args[0]}")
             body.pop("client", None)
             rec = p.contacts[args[0]]
-            for k, v in body.items():
-                if v is None:
-                    rec.pop(k, None)
-                else:
-                    rec[k] = v
+            _merge(rec, body)
             self._touch(p.contact_client[args[0]])
             return 200, {**ok, "contact": copy.deepcopy(rec)}
         if op == "ClientV31_ContactDelete":
@@ -664,11 +665,7 @@ class XpmFake:
                 return missing(f"job {n}")
             body.pop("categoryUuid", None)
             rec = p.jobs[n]
-            for k, v in body.items():
-                if v is None:
-                    rec.pop(k, None)
-                else:
-                    rec[k] = v
+            _merge(rec, body)
             return 200, {**ok, "job": copy.deepcopy(rec)}
         if op == "JobV31_State":
             n = body.get("id", "")
@@ -695,11 +692,7 @@ class XpmFake:
                 for t in j.get("tasks", []):
                     if t["uuid"] == tid:
                         body["name"] = body.pop("label", None)
-                        for k, v in body.items():
-                            if v is None:
-                                t.pop(k, None)
-                            else:
-                                t[k] = v
+                        _merge(t, body)
                         return 200, {**ok, "uuid": tid}
             return missing(f"task {tid}")
         if op == "CustomFieldV31_Definition":
