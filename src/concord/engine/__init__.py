@@ -131,7 +131,7 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
         values: dict[str, Any] = {"last_run_at": time.time(),
                                      "held_reason": " ".join(held) or None}
         if result.status == "ok":
-            values["last_error"] = None
+            values.update(last_error=None, retry_at=None, failures=None, parked=None)
             # migrated once every entity of the link has finished a first run, whether in
             # one run of them all or entity by entity (manual syncs per entity type)
             if all(hub.has_synced(name, e) for e in link.entities):

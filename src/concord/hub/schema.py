@@ -67,6 +67,12 @@ links = Table(
     Column("last_error", Text),
     Column("last_run_at", Float),
     Column("updated_at", Float),
+    # the scheduler's error state (revision 0008): after a transient error it retries at
+    # ``retry_at`` (backing off with ``failures``); after a terminal one it stops (``parked``,
+    # the reason) until a person syncs, resumes or corrects the configuration
+    Column("retry_at", Float),
+    Column("failures", Integer),
+    Column("parked", Text),
 )
 
 checkpoints = Table(

@@ -97,7 +97,8 @@ def activate(hub: Hub, link: LinkConfig, *, by: str | None, connector: Connector
         if connector is None:
             conn.close()
     hub.set_link(link.name, link.connector, state="active", activated_at=time.time(),
-                 activated_by=by, last_error=None, paused_until=None, pause_reason=None)
+                 activated_by=by, last_error=None, paused_until=None, pause_reason=None,
+                 parked=None, retry_at=None, failures=None)
     hub.log_activity(by or "unknown", "activate", link=link.name, outcome="ok",
                      detail="change capture installed; first migration starts with the next sync")
     return Outcome(True, f"Link {link.name!r} activated: change capture is installed in the practice "
@@ -123,7 +124,7 @@ def resume(hub: Hub, name: str, *, by: str | None) -> Outcome:
                               f"`concord link activate {name}`.")
     if row["state"] != "paused":
         return Outcome(False, f"Link {name!r} is not paused.")
-    hub.set_link(name, state="active", pause_reason=None)
+    hub.set_link(name, state="active", pause_reason=None, parked=None, retry_at=None)
     hub.log_activity(by or "unknown", "resume", link=name, outcome="ok")
     return Outcome(True, f"Link {name!r} resumed; the next sync catches up on what changed.")
 

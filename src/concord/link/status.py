@@ -34,6 +34,12 @@ __all__ = ["SENDING", "Status", "directions", "link_status", "pending_count", "p
            "pending_oldest", "selections"]
 
 
+def local_time(t: float) -> str:
+    """A moment as people read it here: today's time, or the date and time."""
+    same_day = time.strftime("%Y%m%d", time.localtime(t)) == time.strftime("%Y%m%d")
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
 @dataclass
 class Status:
     link: str
@@ -52,6 +58,8 @@ class Status:
     queued: list[str] = field(default_factory=list)  # entities waiting in a scheduler queue
     pending: int = 0  # records the hub holds that this link has not sent
     excluded: int = 0  # records this link's filters / value maps / remove_when leave out
+    retry_at: float | None = None  # after a transient error: when the scheduler tries again
+    stopped: str | None = None  # after a terminal error: why the scheduler stopped
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,7 +141,8 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
         "quarantined": len(hub.quarantined(name)), "conflicts": len(hub.conflicts(link=name)),
         "last_run_at": row.get("last_run_at"), "state": row["state"], "queued": queued,
         "pending": pending, "excluded": excluded, "paused_until": row["paused_until"],
-        "running": sorted({r["entity"] or "all" for r in running})}
+        "running": sorted({r["entity"] or "all" for r in running}),
+        "retry_at": row.get("retry_at"), "stopped": row.get("parked")}
     if running and hub.is_any_locked(name):
         last = running[0]
         done, total = last.get("progress_done"), last.get("progress_total")
@@ -160,6 +169,14 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
                       f"check the spoke, then `concord sync {name} --confirm-deletes`", **base)
     if queued:
         return Status(name, "blue", f"sync queued: {', '.join(queued)}", **base)
+    if row.get("parked"):
+        return Status(name, "red", f"stopped after an error retrying will not fix: "
+                      f"{row['parked']}", "correct the cause named above (a password, a URL, "
+                      f"a collection), then press Sync or run `concord sync {name}`", **base)
+    if row["last_error"] and row.get("retry_at") and row["retry_at"] > now:
+        return Status(name, "red", f"last run failed: {row['last_error']}; retrying at "
+                      f"{local_time(row['retry_at'])}", "nothing to do if the cause passes by "
+                      "itself (a server away); otherwise correct it and press Sync", **base)
     if row["last_error"]:
         return Status(name, "red", f"last run failed: {row['last_error']}",
                       "correct the cause named above, then sync again", **base)

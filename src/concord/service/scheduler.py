@@ -5,6 +5,10 @@ really notify), and on manual requests. A request for a link + entity that is al
 or running is not queued twice: the caller is told, and the dashboard keeps its button
 disabled ("Syncing…") until the run is done. A spoke that answers "rate limited" pauses the
 link until the time it names ("Sync paused until …"); the worker resumes it by itself.
+Other errors are told apart: after a transient one (a server away, a timeout) the link
+retries with exponential backoff (5 s doubling to 15 min, "retrying at …"); after a terminal
+one (a wrong password, a bad configuration) it stops, red with the reason, until a person
+syncs it (which clears the state when it succeeds), resumes it or corrects the cause.
 Every request and every run is written to the activity log: who, what, when, outcome, counts.
 """
 
@@ -19,8 +23,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from concord.errors import ConcordError, LinkLocked, LinkUnavailable, RateLimited
+from concord.errors import (
+    ConcordError,
+    ConfigError,
+    LinkLocked,
+    LinkUnavailable,
+    RateLimited,
+    TerminalError,
+)
 from concord.hub.store import Hub
+from concord.link.status import local_time
 
 log = logging.getLogger("concord.scheduler")
 
@@ -89,10 +101,12 @@ class _LinkWorker:
                     continue
                 if self.queue and self._resume_if_due():
                     req = self.queue.pop(0)
+                    if req.trigger != "manual" and self._held_back():
+                        continue  # backing off or stopped: only a person's request runs now
                     self.running = req
                 elif self.next_due is not None and time.time() >= self.next_due:
-                    self.next_due = time.time() + (self.interval or 0)
-                    if self._active():
+                    self.next_due = time.time() + self.interval if self.interval else None
+                    if self._active() and not self._held_back():
                         req = Request(None, "schedule", "scheduler")
                         self.running = req
             if req is None:
@@ -114,6 +128,35 @@ class _LinkWorker:
         if self.next_due is not None:
             return max(0.0, self.next_due - now)
         return 1.0
+
+    def _held_back(self) -> bool:
+        """Stopped after a terminal error, or waiting out a transient one's backoff."""
+        row = self.sched.hub.link_row(self.name)
+        if row is None:
+            return False
+        return bool(row.get("parked")) or bool(row.get("retry_at") and row["retry_at"] > time.time())
+
+    def _failed(self, req: Request, exc: BaseException, message: str) -> None:
+        """A failed run: back off (transient) or stop (terminal), logged once with when."""
+        hub = self.sched.hub
+        what = req.entity or "all entities"
+        if isinstance(exc, TerminalError | ConfigError):
+            hub.set_link(self.name, parked=message, retry_at=None)
+            detail = (f"{what}: {message}; stopped: retrying will not help until the cause is "
+                      f"corrected (then press Sync or run `concord sync {self.name}`)")
+            outcome = "stopped"
+        else:
+            row = hub.link_row(self.name) or {}
+            failures = int(row.get("failures") or 0) + 1
+            delay = min(self.sched.backoff_max, self.sched.backoff_first * 2 ** (failures - 1))
+            at = time.time() + delay
+            hub.set_link(self.name, failures=failures, retry_at=at, parked=None)
+            with self.sched.cond:
+                self.next_due = at if self.next_due is None else min(self.next_due, at)
+            detail = f"{what}: {message}; retrying at {local_time(at)}"
+            outcome = "error"
+        hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
+                         entity=req.entity, outcome=outcome, detail=detail)
 
     def _active(self) -> bool:
         """Scheduled runs are for activated links only: activating is an administrator's act."""
@@ -148,14 +191,12 @@ class _LinkWorker:
                              entity=req.entity, outcome="skipped", detail=f"{what}: {exc}")
             return
         except ConcordError as exc:  # the engine has journalled the run and the link's error
-            hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
-                             entity=req.entity, outcome="error", detail=f"{what}: {exc}")
+            self._failed(req, exc, str(exc))
             return
         except Exception as exc:  # a bug must not kill the worker; it is logged and shown
             log.exception("sync of %s failed", self.name)
             hub.set_link(self.name, last_error=f"internal error: {exc!r}")
-            hub.log_activity(req.requested_by or "scheduler", "sync run", link=self.name,
-                             entity=req.entity, outcome="error", detail=f"{what}: {exc!r}")
+            self._failed(req, exc, f"internal error: {exc!r}")
             return
         else:
             status = str(getattr(result, "status", "ok"))
@@ -208,8 +249,11 @@ class _LinkWorker:
 
 class Scheduler:
     def __init__(self, hub: Hub, links: Mapping[str, Any], sync_fn: SyncFn | None = None,
-                 *, watch: bool = True, isolate: bool = True) -> None:
+                 *, watch: bool = True, isolate: bool = True, backoff_first: float = 5.0,
+                 backoff_max: float = 900.0) -> None:
         self.hub = hub
+        #: after a transient error the next run waits this long, doubling up to the cap
+        self.backoff_first, self.backoff_max = backoff_first, backoff_max
         self.links = dict(links)
         self.sync_fn = sync_fn or default_sync_fn(isolate)
         self.cond = threading.Condition()

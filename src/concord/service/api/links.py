@@ -38,6 +38,10 @@ class StatusOut(BaseModel):
     quarantined: int
     conflicts: int
     last_run_at: float | None
+    retry_at: float | None = Field(None, description="after a transient error: when the "
+                                                     "scheduler tries again")
+    stopped: str | None = Field(None, description="after a terminal error: why the scheduler "
+                                                  "stopped (a person's sync starts it again)")
 
 
 class LinkOut(BaseModel):
