@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,9 +36,9 @@ from concord.engine.decide import (
 from concord.engine.mapping import Mapping
 from concord.engine.refs import References, RefMissing
 from concord.errors import ConcordError, TransientError
-from concord.hub.batch import Batch
+from concord.hub.batch import Batch, BatchOutcome
 from concord.hub.exclusions import selection_key
-from concord.hub.store import ArchiveRow, Checkpoint, Hub, load_content
+from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
 from concord.model import ModelError
 from concord.records import (
     ENTITY_ORDER,
@@ -77,6 +77,9 @@ def _canon(c: Content) -> tuple[str, str]:
 
 class EntitySync:
     PLAN_LINES_KEPT = 2000
+    #: a first migration into a hub holding nothing of the entity takes the fresh path
+    #: (``_create_fresh``); tests turn it off to compare it with the general path
+    FRESH_PATH = True
 
     def __init__(self, hub: Hub, link: LinkConfig, connector: Connector, entity: str, *,
                  dry_run: bool = False, confirm_deletes: bool = False,
@@ -112,6 +115,11 @@ class EntitySync:
         self._seqs: dict[str, int] = {}  # hub id -> feed seq, for the hub chunk being applied
         self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
         self._versions: dict[str, str] = {}  # spoke ref -> version, as listed by this run
+        # a migration commits each chunk on a background thread while the next is built
+        # (see _migrate); the chunk in flight, and the hub writes its checkpoints count
+        self._committer: ThreadPoolExecutor | None = None
+        self._in_flight: Future[BatchOutcome] | None = None
+        self._mig_written = 0
 
     def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
@@ -280,17 +288,32 @@ class EntitySync:
         if counted is not None:
             self.total = int(counted)
         self.done = int(progress.get("done") or 0)
-        for batch in streamed.scan(entity, progress["after"], self.batch):
-            if not batch:
-                continue
-            progress = {**progress, "after": batch[-1].ref, "done": self.done + len(batch)}
-            self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
-            # bounded memory: a scan yields each row once, so nothing of this batch is
-            # needed again (children look their parents up in the archive)
-            self.handled.clear()
-            self.refs.forget(entity)
+        self._mig_written = int(progress.get("written") or 0)
+        # Each chunk's hub batch is committed on one background thread while the next
+        # chunk is read and built (SQLite and the drivers release the GIL while they
+        # work). Commits stay in order, each with its own checkpoint, so a killed run still
+        # resumes after the last committed chunk; anything that reads what the chunk
+        # wrote waits for it first (_settle).
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="concord-commit")
+        try:
+            for batch in streamed.scan(entity, progress["after"], self.batch):
+                if not batch:
+                    continue
+                progress = {**progress, "after": batch[-1].ref, "done": self.done + len(batch)}
+                self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
+                # bounded memory: a scan yields each row once, so nothing of this batch is
+                # needed again (children look their parents up in the archive)
+                self.handled.clear()
+                self.refs.forget(entity)
+            self._settle()
+        finally:
+            if self._in_flight is not None:  # failing: let the chunk in flight end first
+                self._in_flight.exception()
+                self._in_flight = None
+            self._committer.shutdown(wait=True)
+            self._committer = None
         start = progress.get("start_seq")
-        written = int(progress.get("written") or 0)
+        written = self._mig_written
 
         def at_head(last: int) -> Checkpoint:
             if start is not None and written and last - int(start) == written:
@@ -371,6 +394,8 @@ class EntitySync:
                 sref = it.refs.get(rf)
                 if sref is not None:
                     wanted.setdefault(target, set()).add(str(sref))
+        if self.entity in wanted:  # refers to its own type: what the last chunk wrote counts
+            self._settle()
         for target, srefs in wanted.items():
             self.refs.look_up(target, refs=sorted(srefs))
         mapped: list[tuple[Item, Content | None]] = []
@@ -380,6 +405,11 @@ class EntitySync:
             except (RefMissing, ModelError) as exc:
                 bad.append(("spoke", it.ref, str(exc), None))
                 self.result.errors.append(str(exc))
+        if (checkpoint is not None and self.FRESH_PATH and not by_ref and not self.dry_run
+                and not self.hub_has_entity and not self.has_intents):
+            self._create_fresh(mapped, bad, checkpoint)
+            return
+        self._settle()
         idents = [it.ident for it, _ in mapped
                   if by_ref.get(it.ref) is None and it.ident] if self.hub_has_entity else []
         ids = [by_ref[it.ref].hub_id for it, _ in mapped if it.ref in by_ref] + idents
@@ -450,6 +480,96 @@ class EntitySync:
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
 
+    def _create_fresh(self, mapped: list[tuple[Item, Content | None]],
+                      bad: list[tuple[str, str, str, str | None]], checkpoint: Checkpoint) -> None:
+        """A migration chunk into a hub that held nothing of this entity when the run began
+        (and has no intents: no spoke write of ours can be pending): every item is a
+        create in the hub, so the decision table's answer is known without planning a
+        case per record. Each record's canonical text and hash are taken once and serve as
+        its hub content and its link-state base. An item whose UID names a hub id keeps it
+        (checked at commit: a record someone else wrote under that id meanwhile is left
+        for the next run); two new items of one chunk with one UID quarantine the later.
+        The result is the general path's (tests/integration/test_fresh_migration.py)."""
+        entity, label = self.entity, "create in hub"
+        batch = Batch(self.link.name, entity, f"link:{self.link.name}", quarantine=bad,
+                      selection=self.selection, has_exclusions=self.has_exclusions,
+                      has_quarantine=self.has_quarantine, checkpoint=checkpoint,
+                      versions=self._versions)
+        records, archive, expected = batch.records, batch.archive, batch.expected
+        claimed: dict[str, str] = {}
+        plan = self.result.plan
+        room = self.PLAN_LINES_KEPT - len(plan)
+        not_synced = 0
+        for it, content in mapped:
+            if content is None:  # not synced over this link (value map / filter)
+                not_synced += 1
+                continue
+            ident = it.ident
+            if ident and usable_id(ident):
+                other = claimed.get(ident)
+                if other is not None:
+                    msg = (f"{it.ref}: UID {ident} is already used by {other} at this spoke "
+                           "(fix: give one of them a new UID, or remove the duplicate)")
+                    bad.append(("spoke", it.ref, msg, None))
+                    self.result.errors.append(msg)
+                    continue
+                hub_id = ident
+                expected[hub_id] = None  # must still not exist when the batch commits
+            else:
+                hub_id = new_id()
+            claimed[hub_id] = it.ref
+            fields, refs = content
+            if None in fields.values():
+                fields = {k: v for k, v in fields.items() if v is not None}
+            text = canonical(fields, refs)
+            h = hash_text(text)
+            records.append(RecordWrite(entity, hub_id, fields, dict(refs), data=text, hash=h))
+            archive.append(ArchiveRow(hub_id, it.ref, it.version, h, text, None))
+            if room > 0:
+                plan.append(PlanLine(label, hub_id, it.ref))
+                room -= 1
+        if not_synced:
+            self.result.counts["not synced"] += not_synced
+        if bad:
+            self.has_quarantine = True  # the next chunk's commit releases what it links
+        self._settle()  # one chunk in flight at a time: bounded memory, ordered commits
+        assert self._committer is not None
+        self._in_flight = self._committer.submit(self._commit, batch)
+        self.done += len(records) + len(bad)
+        if self.progress is not None:
+            self.progress(entity, self.done, max(self.total, self.done))
+
+    def _commit(self, batch: Batch) -> BatchOutcome:
+        """Commit a batch; a migration's position counts the hub writes committed so far
+        (``progress['written']``), also when the chunk before it was still in flight when
+        this position was made."""
+        cp = batch.checkpoint
+        counted = cp is not None and cp.progress is not None and "written" in cp.progress
+        if counted:
+            assert cp is not None and cp.progress is not None
+            cp.progress["written"] = self._mig_written
+        outcome = self.hub.commit_batch(batch)
+        if counted:
+            assert cp is not None and cp.progress is not None
+            self._mig_written = int(cp.progress["written"])
+        return outcome
+
+    def _settle(self) -> None:
+        """Wait for the chunk committing in the background, and count what it did."""
+        fut, self._in_flight = self._in_flight, None
+        if fut is None:
+            return
+        outcome = fut.result()
+        res = self.result
+        res.counts["create in hub"] += outcome.written
+        if outcome.changed:
+            res.counts["left for next run (changed in the hub meanwhile)"] += len(outcome.changed)
+            self.unfinished_spoke = True
+        self.hub_written += outcome.written
+        if outcome.quarantined:
+            res.counts["quarantined"] += outcome.quarantined
+            self.has_quarantine = True
+
     def _own_write(self, it: Item, content: Content, arch: ArchiveRow | None,
                    intents: dict[str, ArchiveRow], linked: dict[str, ArchiveRow]) -> ArchiveRow | None:
         """A spoke item holding exactly what Concord meant to write (a run died between the
@@ -519,6 +639,7 @@ class EntitySync:
                replanned: list[str] | None = None) -> None:
         """``left_out``: (hub id, seq) of records the link's selection leaves out, noted so
         they are not pending; ``replanned``: ids whose older such notes are dropped first."""
+        self._settle()
         res = self.result
         left_out = left_out or []
         if left_out:
@@ -559,7 +680,7 @@ class EntitySync:
                       has_quarantine=self.has_quarantine, checkpoint=checkpoint,
                       versions=self._versions)
         tally = hub_batch(batch, cases, writes, results, self.map, self._canon, self.entity)
-        outcome = self.hub.commit_batch(batch)
+        outcome = self._commit(batch)
         res.errors.extend(tally.errors)
         for n in tally.spoke_changed:
             res.counts["left for next run (changed at the spoke meanwhile)"] += 1
