@@ -34,10 +34,10 @@ class References:
         need_refs = [r for r in refs if r not in by_ref]
         need_ids = [i for i in ids if i not in by_id]
         if need_refs or need_ids:
-            for a in self.hub.archive_select(self.link, target, hub_ids=need_ids,
-                                             spoke_refs=need_refs):
-                by_ref[a.spoke_ref] = a.hub_id
-                by_id[a.hub_id] = a.spoke_ref
+            for hub_id, spoke_ref in self.hub.linked_ids(self.link, target, hub_ids=need_ids,
+                                                         spoke_refs=need_refs):
+                by_ref[spoke_ref] = hub_id
+                by_id[hub_id] = spoke_ref
 
     def remember(self, entity: str, spoke_ref: str, hub_id: str) -> None:
         self.by_ref.setdefault(entity, {})[spoke_ref] = hub_id

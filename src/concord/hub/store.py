@@ -407,6 +407,21 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                                for r in conn.execute(q))
         return out
 
+    def linked_ids(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
+                   spoke_refs: Iterable[str] = ()) -> list[tuple[str, str]]:
+        """(hub id, spoke ref) of the linked records named: reference translation needs no
+        more than that, and the base each link-state row holds is the bulk of its bytes."""
+        c = s.archive.c
+        out: list[tuple[str, str]] = []
+        with self.engine.connect() as conn:
+            for col, keys in ((c.hub_id, list(hub_ids)), (c.spoke_ref, list(spoke_refs))):
+                for i in range(0, len(keys), 500):
+                    q = select(c.hub_id, c.spoke_ref).where(
+                        c.tenant == self.tenant, c.link == link, c.entity == entity,
+                        col.in_(keys[i:i + 500]))
+                    out.extend((r[0], r[1]) for r in conn.execute(q))
+        return out
+
     def archive_count(self, link: str, entity: str) -> int:
         c = s.archive.c
         with self.engine.connect() as conn:
