@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from concord.errors import LinkUnavailable
-from concord.link.status import directions
+from concord.link.status import directions, quarantine_entry
 from concord.model import ModelError
 from concord.records import ENTITY_TYPES
 from concord.service import render
@@ -307,6 +307,15 @@ def conflicts_page(request: Request, p: PageUser) -> Response:
         items.append({"c": c, "rows": rows,
                       "differing": [r["name"] for r in rows if r["differs"]]})
     return _page(request, "conflicts.html", p, items=items)
+
+
+@router.get("/quarantine", response_class=HTMLResponse)
+def quarantine_page(request: Request, p: PageUser, link: str | None = None) -> Response:
+    """Each link's quarantined records with their errors (``link`` shows one)."""
+    st = state(request)
+    names = [link] if link in st.links else list(st.links)
+    groups = [(n, [quarantine_entry(q) for q in st.hub.quarantine_list(n)]) for n in names]
+    return _page(request, "quarantine.html", p, groups=groups)
 
 
 def _as_text(v: Any) -> str:
