@@ -120,8 +120,9 @@ def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None
         if not p.has(sync_scope(entity)) or sync_hidden(cfg, entity):
             continue
         syncing = entity in running or "all" in running
+        queued = entity in status.queued and entity not in status.running
         buttons.append({"entity": entity, "label": f"Sync {sync_label(cfg, entity)}",
-                        "syncing": syncing})
+                        "syncing": syncing, "queued": queued})
     if p.has("admin") and len(directions(cfg)) > 1:  # the whole link: its first migration
         buttons.append({"entity": "all", "label": "Sync All", "syncing": bool(running)})
     actions: list[tuple[str, str]] = []

@@ -3,7 +3,8 @@
 A link runs on its schedule, when its connector's ``wait_for_change`` fires (connectors that
 really notify), and on manual requests. A request for a link + entity that is already queued
 or running is not queued twice: the caller is told, and the dashboard keeps its button
-disabled ("Syncing…") until the run is done. A spoke that answers "rate limited" pauses the
+disabled ("Syncing…") until the run is done; one entity type asked for while the whole link
+runs is queued behind that run ("Queued…"). A spoke that answers "rate limited" pauses the
 link until the time it names ("Sync paused until …"); the worker resumes it by itself.
 Other errors are told apart: after a transient one (a server away, a timeout) the link
 retries with exponential backoff (5 s doubling to 15 min, "retrying at …"); after a terminal
@@ -341,7 +342,9 @@ class Scheduler:
                                   f"{'resume' if row['state'] == 'paused' else 'activate'} it first")
         with self.cond:
             busy = worker.running
-            if busy is not None and busy.entity in (entity, None) and not after_running:
+            # a run of one entity type asked for while a run of every type is under way is
+            # queued behind it (that run may have read the type already), not refused
+            if busy is not None and busy.entity == entity and not after_running:
                 if record:
                     busy.records.add(record)
                 out = RequestOutcome(False, "running", "a sync of this link and entity is "
