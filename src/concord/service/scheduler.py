@@ -39,6 +39,33 @@ log = logging.getLogger("concord.scheduler")
 
 SyncFn = Callable[..., Any]
 
+#: a database refusing who connects: retrying with the same settings cannot succeed.
+#: SQLSTATE 28P01 invalid_password, 28000 invalid_authorization_specification (an unknown
+#: role, no pg_hba entry), 3D000 invalid_catalog_name (no such database)
+_REFUSED_STATES = {"28P01", "28000", "3D000"}
+_REFUSED_TEXT = re.compile(r"password authentication failed|authentication failed for user|"
+                           r"no password supplied|role \S+ does not exist|"
+                           r"database \S+ does not exist|Access denied for user", re.I)
+
+
+def is_terminal(exc: BaseException) -> bool:
+    """Whether a failed run's error is one retrying will not fix: a terminal or configuration
+    error, or anywhere in its causes a database (hub or practice) refusing the credentials,
+    which a driver reports like a server away (an OperationalError)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, TerminalError | ConfigError):
+            return True
+        if getattr(cur, "sqlstate", None) in _REFUSED_STATES or (
+                type(cur).__module__.split(".")[0] in ("psycopg", "psycopg2", "sqlalchemy",
+                                                       "pymysql", "MySQLdb")
+                and _REFUSED_TEXT.search(str(cur))):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
 
 def default_sync_fn(isolate: bool = True) -> SyncFn:
     """The engine: in a worker process per link (``isolate``), or in the link's thread."""
@@ -141,7 +168,7 @@ class _LinkWorker:
         """A failed run: back off (transient) or stop (terminal), logged once with when."""
         hub = self.sched.hub
         what = req.entity or "all entities"
-        if isinstance(exc, TerminalError | ConfigError):
+        if is_terminal(exc):
             hub.set_link(self.name, parked=message, retry_at=None)
             detail = (f"{what}: {message}; stopped: retrying will not help until the cause is "
                       f"corrected (then press Sync or run `concord sync {self.name}`)")
