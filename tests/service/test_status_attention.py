@@ -78,6 +78,9 @@ def test_quarantined_and_conflicting_records_turn_the_light_amber_with_the_fix(
         s = c.get("/api/v1/links/office").json()["status"]
     assert s["color"] == "red" and "year-end close" in s["reason"], s
     assert s["quarantined"] == 2 and s["conflicts"] == 1
+    with _signed_in(service) as ui:  # the card names the pause's reason too
+        card = ui.get("/ui/links/office/card").text
+        assert 'data-color="red"' in card and "year-end close" in card, card
 
 
 @pytest.mark.parametrize("hub_url", ["sqlite"], indirect=True)
