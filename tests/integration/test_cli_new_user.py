@@ -3,6 +3,7 @@ sample schema) or a vdir folder, a real hub file, `concord` run through Typer's 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,21 @@ def test_init_then_sync_on_the_empty_folder_is_green(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["status", "-c", str(config)])
     assert r.exit_code == 0 and "green" in r.output and "first migration" not in r.output, r.output
+
+
+def test_status_is_amber_with_a_quarantined_record_and_lists_it(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path)]).exit_code == 0
+    config = tmp_path / "concord.toml"
+    (tmp_path / "contacts" / "bad.vcf").write_text(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bad\r\nFN:Broken\r\n")  # cut short: no END
+    assert runner.invoke(app, ["sync", "-c", str(config)]).exit_code == 0
+    r = runner.invoke(app, ["status", "-c", str(config), "--details"])
+    # amber is not an error: the link syncs, but a person has something to do
+    assert r.exit_code == 0 and "amber" in r.output, r.output
+    assert "1 record quarantined" in r.output and "fix:" in r.output, r.output
+    assert "bad.vcf" in r.output and "END:VCARD" in r.output, r.output
+    r = runner.invoke(app, ["status", "-c", str(config), "--json", "--details"])
+    [s] = json.loads(r.output)
+    assert s["color"] == "amber" and s["quarantined"] == 1 and s["fix"], s
+    [q] = s["quarantine"]
+    assert q["ref"] == "bad.vcf" and "END:VCARD" in q["error"] and q["retry_at"] > q["since"], q

@@ -4,9 +4,12 @@ conflicts are resolved, metrics are exported."""
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from concord.engine import sync_link
 from tests.service.conftest import Served, vdir_config, wait_for, write_vcard
@@ -120,3 +123,37 @@ def test_metrics_in_prometheus_format(service: Served, tmp_path: Path) -> None:
     assert float(lag.split()[-1]) > 0
     assert 'concord_link_up{link="office"} 1' in text
     assert "# TYPE concord_conflicts_open gauge" in text
+
+
+def test_one_entity_asked_for_during_a_sync_of_all_is_queued_behind_it(  # type: ignore[no-untyped-def]
+        hub_url, make_service, tmp_path: Path) -> None:
+    gate, started = threading.Event(), threading.Event()
+
+    def gated(*a: Any, **kw: Any) -> Any:  # the real engine, held until the test lets it go
+        started.set()
+        gate.wait(20)
+        return sync_link(*a, **kw)
+
+    write_vcard(tmp_path / "office", "u1", "Client 1")
+    svc: Served = make_service(vdir_config(hub_url, tmp_path / "office"), sync_fn=gated)
+    with svc.client("admin") as admin, httpx.Client(
+            base_url=svc.url, timeout=30, headers={"X-Concord-UI": "1"}) as ui:
+        assert ui.post("/login", data={"token": svc.token("admin")},
+                       follow_redirects=False).status_code == 303
+        assert admin.post("/api/v1/links/office/sync").json()["accepted"] is True
+        assert started.wait(20)
+        r = admin.post("/api/v1/links/office/sync/client")
+        assert r.status_code == 202 and r.json()["accepted"] is True, r.json()
+        assert r.json()["state"] == "queued", r.json()
+        st = admin.get("/api/v1/links/office").json()["status"]
+        assert st["running"] == ["all"] and st["queued"] == ["client"], st
+        card = ui.get("/ui/links/office/card").text
+        assert re.search(r'data-entity="client"[^>]*disabled>Queued…<', card), card
+        again = admin.post("/api/v1/links/office/sync/client").json()
+        assert again["accepted"] is False and again["state"] == "queued", again
+        gate.set()
+        wait_for(lambda: len([r for r in admin.get("/api/v1/links/office/runs").json()
+                              if r["status"] == "ok"]) == 2, what="both runs to finish")
+        runs = sorted(admin.get("/api/v1/links/office/runs").json(), key=lambda r: r["id"])
+        # the journal names each entity type a run synced; the queued one ran after the other
+        assert runs[1]["started_at"] >= runs[0]["finished_at"], runs

@@ -15,14 +15,14 @@ from concord.cli.options import DEFAULT_CONFIG, ConfigOpt, console, err, load
 from concord.cli.running import print_result, run_one, watch_links
 from concord.config import EXAMPLE
 from concord.errors import ConcordError, LinkLocked
-from concord.link.status import link_status
+from concord.link.status import link_status, quarantine_entry
 
 app = typer.Typer(help="Concord keeps a practice's records in agreement across its systems.",
                   no_args_is_help=True, add_completion=False)
 conflicts_app = typer.Typer(help="List and resolve conflicts (every losing version is kept).",
                             invoke_without_command=True)
 app.add_typer(conflicts_app, name="conflicts")
-COLORS = {"green": "green", "blue": "blue", "red": "red"}
+COLORS = {"green": "green", "amber": "dark_orange", "blue": "blue", "red": "red"}
 
 
 @app.command()
@@ -84,7 +84,8 @@ def status(link: Annotated[str | None, typer.Argument()] = None,
            as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
            details: Annotated[bool, typer.Option("--details", help="list quarantined records")] = False,
            config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """The status light of each link: green in sync, blue syncing, red with the reason and the fix."""
+    """The status light of each link: green in sync, amber in sync with quarantined records or
+    open conflicts, blue syncing, red stopped; with the reason and the fix."""
     cfg, hub = load(config)
     names = [link] if link else list(cfg.links)
     statuses = [link_status(hub, n, cfg.links.get(n)) for n in names]
@@ -92,8 +93,7 @@ def status(link: Annotated[str | None, typer.Argument()] = None,
         out = [s.as_dict() for s in statuses]
         if details:
             for o in out:
-                o["quarantine"] = [{k: q[k] for k in ("entity", "side", "ref", "error")}
-                                   for q in hub.quarantined(o["link"])]
+                o["quarantine"] = [quarantine_entry(q) for q in hub.quarantine_list(o["link"])]
         console.print_json(json.dumps(out))
     else:
         for s in statuses:
@@ -104,8 +104,10 @@ def status(link: Annotated[str | None, typer.Argument()] = None,
             if s.conflicts:
                 console.print(f"    {s.conflicts} open conflict(s): `concord conflicts`")
             if details:
-                for q in hub.quarantined(s.link):
-                    console.print(f"    [yellow]quarantined[/] {q['entity']} {q['ref']}: {q['error']}")
+                for q in map(quarantine_entry, hub.quarantine_list(s.link)):
+                    named = f" ({q['record']})" if q["record"] else ""
+                    console.print(f"    [yellow]quarantined[/] {q['entity']} {q['ref']}{named}: "
+                                  f"{q['error']}")
     raise typer.Exit(0 if all(s.color != "red" for s in statuses) else 3)
 
 

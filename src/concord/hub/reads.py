@@ -10,6 +10,7 @@ purpose and that note still holds (``hub/exclusions.py``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,37 @@ class ReadsMixin:
             with self.engine.connect() as cn:
                 row = cn.execute(q).first()
         return dict(row._mapping) if row is not None else None
+
+    # -- quarantine -------------------------------------------------------------------
+    def quarantine_list(self, link: str) -> list[dict[str, Any]]:
+        """``link``'s quarantined records, oldest first: entity, side, spoke ref, error, since,
+        attempts, next retry, and the hub record's id and fields when the hub holds it (a hub
+        side ref is the hub id; a spoke ref is found through the link's archive)."""
+        q, a, r = s.quarantine.c, s.archive.c, s.records.c
+        hub_id = func.coalesce(a.hub_id, r.id)
+        j = (s.quarantine
+             .outerjoin(s.archive, and_(a.tenant == q.tenant, a.link == q.link,
+                                        a.entity == q.entity, q.side == "spoke",
+                                        a.spoke_ref == q.ref))
+             .outerjoin(s.records, and_(r.tenant == q.tenant, r.entity == q.entity,
+                                        or_(r.id == a.hub_id,
+                                            and_(q.side == "hub", r.id == q.ref)))))
+        sel = (select(q.entity, q.side, q.ref, q.error, q.at, q.attempts, q.retry_at,
+                      hub_id.label("hub_id"), r.data)
+               .select_from(j)
+               .where(q.tenant == self.tenant, q.link == link, q.resolved_at.is_(None))
+               .order_by(q.at, q.id))
+        out = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(sel):
+                fields = json.loads(row.data).get("f", {}) if row.data else {}
+                out.append({"entity": row.entity, "side": row.side, "ref": row.ref,
+                            "error": row.error, "since": float(row.at),
+                            "attempts": int(row.attempts or 1),
+                            "retry_at": float(row.retry_at) if row.retry_at is not None
+                            else None,
+                            "hub_id": row.hub_id if row.data else None, "fields": fields})
+        return out
 
     # -- metrics ----------------------------------------------------------------------
     def metrics_counts(self) -> MetricsCounts:

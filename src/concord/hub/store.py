@@ -668,7 +668,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                 attempts = 1
                 news += 1
             out.append({"tenant": self.tenant, "link": link, "entity": entity, "side": side,
-                        "ref": ref, "error": err, "payload": payload, "at": now,
+                        "ref": ref, "error": _text(err), "payload": _text(payload), "at": now,
                         "resolved_at": None,
                         "version": (versions or {}).get(ref) if side == "spoke" else None,
                         "seq": seq, "attempts": attempts,
@@ -715,6 +715,12 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             q = q.where(c.link == link)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(c.id))]
+
+
+def _text(value: str | None) -> str | None:
+    """A quarantined item's text as every hub stores it: PostgreSQL refuses a NUL character in
+    text, and a broken item may hold one, so it is kept as the escape ``\\x00``."""
+    return value.replace("\x00", "\\x00") if value is not None else None
 
 
 #: a quarantined record is tried again after this long, doubling with each failed attempt

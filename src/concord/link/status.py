@@ -1,4 +1,4 @@
-"""A link's status light: green / blue / red, always with the reason and, when red, the fix.
+"""A link's status light: green / amber / blue / red, always with the reason and, unless green, the fix.
 
 One function serves the CLI (`concord status`), the API and the dashboard, so they never
 disagree.
@@ -6,6 +6,8 @@ disagree.
 - green: the first migration is done, the last run succeeded, nothing is pending;
 - blue: a run (or the first migration) is in progress or queued, with progress and ETA,
   or records are waiting to be sent by the next run;
+- amber: in sync, but records are quarantined or conflicts are open: the reason counts them
+  ("3 records quarantined, 1 open conflict"), the fix says what a person does;
 - red: error, inactive, paused (by an administrator, or by a rate limit "until …"), or held
   by the delete guard.
 
@@ -30,8 +32,8 @@ from concord.hub.exclusions import selection_key
 from concord.hub.reads import SENDING
 from concord.hub.store import Hub
 
-__all__ = ["SENDING", "Status", "directions", "link_status", "pending_count", "pending_ids",
-           "pending_oldest", "selections"]
+__all__ = ["SENDING", "Status", "attention", "attention_fix", "directions", "link_status", "pending_count", "pending_ids",
+           "pending_oldest", "quarantine_entry", "selections"]
 
 
 def local_time(t: float) -> str:
@@ -43,7 +45,7 @@ def local_time(t: float) -> str:
 @dataclass
 class Status:
     link: str
-    color: str  # green | blue | red
+    color: str  # green | amber | blue | red
     reason: str
     fix: str = ""
     progress_done: int | None = None
@@ -158,7 +160,7 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
     if row["state"] == "inactive":
         return Status(name, "red", "sync is inactive", f"run `concord link activate {name}`", **base)
     if row["state"] == "paused":
-        return Status(name, "red", "sync is paused by an administrator",
+        return Status(name, "red", f"sync is paused: {row['pause_reason'] or 'by an administrator'}",
                       f"run `concord link resume {name}`", **base)
     if row["paused_until"] and row["paused_until"] > now:
         until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["paused_until"]))
@@ -188,7 +190,44 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
     if pending:
         return Status(name, "blue", f"{pending} record(s) pending sync; the next run sends them"
                       f"{left_out}", "press Sync to send them now", **base)
-    if base["quarantined"]:
-        return Status(name, "green", f"in sync; {base['quarantined']} record(s) quarantined"
-                      f"{left_out}", f"see `concord status {name} --details`", **base)
+    if base["quarantined"] or base["conflicts"]:
+        return Status(name, "amber", f"in sync but {attention(base)}{left_out}",
+                      attention_fix(name, base), **base)
     return Status(name, "green", f"in sync{left_out}", **base)
+
+
+def quarantine_entry(q: Mapping[str, Any]) -> dict[str, Any]:
+    """One quarantined record as the CLI, the API and the dashboard list it (from
+    ``Hub.quarantine_list``): its name when the hub holds the record, else None."""
+    from concord.service.render import title
+
+    hub_id = q.get("hub_id")
+    return {"entity": q["entity"], "side": q["side"], "ref": q["ref"], "hub_id": hub_id,
+            "record": title(q["fields"], str(hub_id)) if hub_id else None,
+            "error": q["error"], "since": q["since"], "attempts": q["attempts"],
+            "retry_at": q["retry_at"]}
+
+
+def attention(base: Mapping[str, Any]) -> str:
+    """What holds an otherwise green link at amber: "3 records quarantined, 1 open conflict"."""
+    parts = []
+    if base["quarantined"]:
+        q = base["quarantined"]
+        parts.append(f"{q} record{'s' if q != 1 else ''} quarantined")
+    if base["conflicts"]:
+        c = base["conflicts"]
+        parts.append(f"{c} open conflict{'s' if c != 1 else ''}")
+    return ", ".join(parts)
+
+
+def attention_fix(name: str, base: Mapping[str, Any]) -> str:
+    """The fix for amber: correct the source record, resolve the conflict."""
+    fixes = []
+    if base["quarantined"]:
+        fixes.append(f"correct each quarantined record where it comes from (its error names the "
+                     f"field; list them with `concord status {name} --details` or the "
+                     f"dashboard's Quarantined panel); the next run retries it")
+    if base["conflicts"]:
+        fixes.append("review each open conflict with `concord conflicts` and settle it with "
+                     "`concord conflicts resolve ID` or on the dashboard's Conflicts page")
+    return "; ".join(fixes)

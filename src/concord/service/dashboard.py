@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from concord.errors import LinkUnavailable
-from concord.link.status import directions
+from concord.link.status import directions, quarantine_entry
 from concord.model import ModelError
 from concord.records import ENTITY_TYPES
 from concord.service import render
@@ -120,8 +120,9 @@ def card_ctx(st: ServiceState, name: str, p: Principal, flash: str | None = None
         if not p.has(sync_scope(entity)) or sync_hidden(cfg, entity):
             continue
         syncing = entity in running or "all" in running
+        queued = entity in status.queued and entity not in status.running
         buttons.append({"entity": entity, "label": f"Sync {sync_label(cfg, entity)}",
-                        "syncing": syncing})
+                        "syncing": syncing, "queued": queued})
     if p.has("admin") and len(directions(cfg)) > 1:  # the whole link: its first migration
         buttons.append({"entity": "all", "label": "Sync All", "syncing": bool(running)})
     actions: list[tuple[str, str]] = []
@@ -307,6 +308,15 @@ def conflicts_page(request: Request, p: PageUser) -> Response:
         items.append({"c": c, "rows": rows,
                       "differing": [r["name"] for r in rows if r["differs"]]})
     return _page(request, "conflicts.html", p, items=items)
+
+
+@router.get("/quarantine", response_class=HTMLResponse)
+def quarantine_page(request: Request, p: PageUser, link: str | None = None) -> Response:
+    """Each link's quarantined records with their errors (``link`` shows one)."""
+    st = state(request)
+    names = [link] if link in st.links else list(st.links)
+    groups = [(n, [quarantine_entry(q) for q in st.hub.quarantine_list(n)]) for n in names]
+    return _page(request, "quarantine.html", p, groups=groups)
 
 
 def _as_text(v: Any) -> str:

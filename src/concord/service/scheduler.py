@@ -3,7 +3,8 @@
 A link runs on its schedule, when its connector's ``wait_for_change`` fires (connectors that
 really notify), and on manual requests. A request for a link + entity that is already queued
 or running is not queued twice: the caller is told, and the dashboard keeps its button
-disabled ("Syncing…") until the run is done. A spoke that answers "rate limited" pauses the
+disabled ("Syncing…") until the run is done; one entity type asked for while the whole link
+runs is queued behind that run ("Queued…"). A spoke that answers "rate limited" pauses the
 link until the time it names ("Sync paused until …"); the worker resumes it by itself.
 Other errors are told apart: after a transient one (a server away, a timeout) the link
 retries with exponential backoff (5 s doubling to 15 min, "retrying at …"); after a terminal
@@ -37,6 +38,33 @@ from concord.link.status import local_time
 log = logging.getLogger("concord.scheduler")
 
 SyncFn = Callable[..., Any]
+
+#: a database refusing who connects: retrying with the same settings cannot succeed.
+#: SQLSTATE 28P01 invalid_password, 28000 invalid_authorization_specification (an unknown
+#: role, no pg_hba entry), 3D000 invalid_catalog_name (no such database)
+_REFUSED_STATES = {"28P01", "28000", "3D000"}
+_REFUSED_TEXT = re.compile(r"password authentication failed|authentication failed for user|"
+                           r"no password supplied|role \S+ does not exist|"
+                           r"database \S+ does not exist|Access denied for user", re.I)
+
+
+def is_terminal(exc: BaseException) -> bool:
+    """Whether a failed run's error is one retrying will not fix: a terminal or configuration
+    error, or anywhere in its causes a database (hub or practice) refusing the credentials,
+    which a driver reports like a server away (an OperationalError)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, TerminalError | ConfigError):
+            return True
+        if getattr(cur, "sqlstate", None) in _REFUSED_STATES or (
+                type(cur).__module__.split(".")[0] in ("psycopg", "psycopg2", "sqlalchemy",
+                                                       "pymysql", "MySQLdb")
+                and _REFUSED_TEXT.search(str(cur))):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def default_sync_fn(isolate: bool = True) -> SyncFn:
@@ -140,7 +168,7 @@ class _LinkWorker:
         """A failed run: back off (transient) or stop (terminal), logged once with when."""
         hub = self.sched.hub
         what = req.entity or "all entities"
-        if isinstance(exc, TerminalError | ConfigError):
+        if is_terminal(exc):
             hub.set_link(self.name, parked=message, retry_at=None)
             detail = (f"{what}: {message}; stopped: retrying will not help until the cause is "
                       f"corrected (then press Sync or run `concord sync {self.name}`)")
@@ -341,7 +369,9 @@ class Scheduler:
                                   f"{'resume' if row['state'] == 'paused' else 'activate'} it first")
         with self.cond:
             busy = worker.running
-            if busy is not None and busy.entity in (entity, None) and not after_running:
+            # a run of one entity type asked for while a run of every type is under way is
+            # queued behind it (that run may have read the type already), not refused
+            if busy is not None and busy.entity == entity and not after_running:
                 if record:
                     busy.records.add(record)
                 out = RequestOutcome(False, "running", "a sync of this link and entity is "

@@ -44,6 +44,7 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
     from concord.connectors.base import REGISTRY
     from concord.engine import sync_link
     from concord.hub.store import Hub
+    from concord.service.scheduler import is_terminal
 
     REGISTRY.update(registry)
     # Background work yields the CPU to the API: people waiting on a page come first.
@@ -63,10 +64,12 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
             try:
                 r = sync_link(hub, link, entities=entities, trigger=trigger, requested_by=by)
                 conn.send(("ok", r.status, dict(r.counts), r.message))
-            except ConcordError as exc:
-                conn.send(("raise", type(exc).__name__, str(exc)))
+            except ConcordError as exc:  # classed here, where the driver's error is at hand
+                conn.send(("raise", "TerminalError" if is_terminal(exc) else type(exc).__name__,
+                           str(exc)))
             except Exception as exc:
-                conn.send(("raise", "Exception", f"internal error: {exc!r}"))
+                conn.send(("raise", "TerminalError" if is_terminal(exc) else "Exception",
+                           f"internal error: {exc!r}"))
     finally:
         hub.close()
         from concord.connectors import vdir

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from concord.errors import ConcordError, LinkUnavailable
-from concord.link.status import directions, link_status
+from concord.link.status import directions, link_status, quarantine_entry
 from concord.records import ENTITY_TYPES
 from concord.service.auth import Principal
 from concord.service.deps import ServiceState, require, state, sync_scope
@@ -22,7 +22,8 @@ router = APIRouter(prefix="/api/v1", tags=["links"])
 
 class StatusOut(BaseModel):
     link: str
-    color: str = Field(description="green | blue | red")
+    color: str = Field(description="green | amber (in sync; records quarantined or conflicts "
+                                   "open) | blue | red")
     reason: str
     fix: str
     state: str
@@ -166,6 +167,29 @@ def list_runs(request: Request, name: str, limit: int = Query(50, ge=1, le=1000)
     _cfg(st, name)
     return [RunOut.model_validate({k: r.get(k) for k in RunOut.model_fields})
             for r in st.hub.runs(name, limit)]
+
+
+class QuarantinedOut(BaseModel):
+    entity: str
+    side: str = Field(description="spoke: the spoke's item could not be read into the hub; "
+                                  "hub: the hub's record could not be written to the spoke")
+    ref: str = Field(description="the spoke ref (side spoke) or the hub id (side hub)")
+    hub_id: str | None = Field(description="the hub record, when the hub holds it")
+    record: str | None = Field(description="the record's name, when the hub holds it")
+    error: str = Field(description="why, naming the field and the fix")
+    since: float = Field(description="when it was (last) quarantined")
+    attempts: int
+    retry_at: float | None = Field(description="when the next run tries it again (sooner if "
+                                               "it changes)")
+
+
+@router.get("/links/{name}/quarantine", response_model=list[QuarantinedOut],
+            summary="A link's quarantined records with their errors (records:read)")
+def list_quarantine(request: Request, name: str,
+                    _p: Principal = require("records:read")) -> list[QuarantinedOut]:
+    st = state(request)
+    _cfg(st, name)
+    return [QuarantinedOut(**quarantine_entry(q)) for q in st.hub.quarantine_list(name)]
 
 
 def request_sync(st: ServiceState, name: str, entity: str | None, p: Principal) -> SyncOut:
