@@ -3,6 +3,7 @@ sample schema) or a vdir folder, a real hub file, `concord` run through Typer's 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from concord.cli.demo import demo_config, to_toml
 from concord.config import load_config
 from concord.demo.sample import ADMIN_EMAIL, create_sample
 from concord.hub.store import Hub
+from concord.records import ENTITY_TYPES
 from tests.integration.sql_helpers import db_rows
 
 runner = CliRunner()
@@ -76,3 +78,26 @@ def test_init_then_sync_on_the_empty_folder_is_green(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["status", "-c", str(config)])
     assert r.exit_code == 0 and "green" in r.output and "first migration" not in r.output, r.output
+
+
+def test_first_dry_run_counts_what_the_real_run_does(tmp_path: Path) -> None:
+    """Contacts, jobs and tasks whose client the same run creates are planned, not
+    quarantined: the dry run's counts are the real run's."""
+    config = practice_dir(tmp_path, clients=30)
+    r = runner.invoke(app, ["link", "activate", "practice", "--no-migrate", "--as", ADMIN_EMAIL,
+                            "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    dry = runner.invoke(app, ["sync", "--dry-run", "-c", str(config)])
+    assert dry.exit_code == 0, dry.output
+    assert "quarantined" not in dry.output, dry.output
+    hub = hub_of(config)
+    assert hub.count("client") == 0 and hub.quarantined("practice") == []
+    real = runner.invoke(app, ["sync", "-c", str(config)])
+    assert real.exit_code == 0, real.output
+    assert "quarantined" not in real.output and hub.quarantined("practice") == []
+    planned = re.search(r"(\d+) create in hub", dry.output)
+    created = re.search(r"(\d+) create in hub", real.output)
+    assert planned is not None and created is not None, (dry.output, real.output)
+    assert int(planned[1]) == int(created[1]) == sum(
+        hub.count(e) for e in ENTITY_TYPES)
+
