@@ -4,6 +4,7 @@ sample schema) or a vdir folder, a real hub file, `concord` run through Typer's 
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,21 @@ def test_first_dry_run_counts_what_the_real_run_does(tmp_path: Path) -> None:
     assert int(planned[1]) == int(created[1]) == sum(
         hub.count(e) for e in ENTITY_TYPES)
 
+
+def test_the_quarantine_hint_names_a_command_that_lists_every_record(tmp_path: Path) -> None:
+    config = practice_dir(tmp_path, clients=30)
+    db = sqlite3.connect(tmp_path / "practice.db")
+    with db:
+        db.execute("UPDATE contacts SET client_id = 99999")  # a client that is not there
+    (contacts,) = db.execute("SELECT count(*) FROM contacts").fetchone()
+    db.close()
+    assert contacts > 20
+    runner.invoke(app, ["link", "activate", "practice", "--no-migrate", "--as", ADMIN_EMAIL,
+                        "-c", str(config)])
+    dry = runner.invoke(app, ["sync", "--dry-run", "-c", str(config)])
+    assert f"and {contacts - 20} more" in dry.output and "a real run quarantines them" in dry.output
+    real = runner.invoke(app, ["sync", "-c", str(config)])
+    hint = re.search(r"`(concord [^`]+)`", real.output.split(f"and {contacts - 20} more")[1])
+    assert hint is not None, real.output
+    shown = runner.invoke(app, [*hint[1].split()[1:], "-c", str(config)])
+    assert shown.output.count("quarantined contact") == contacts, shown.output

@@ -34,7 +34,10 @@ def print_result(r: RunResult, dry_run: bool) -> None:
         for e in er.errors[:20]:
             console.print(f"  [yellow]quarantined[/] {e}")
         if len(er.errors) > 20:
-            console.print(f"  … and {len(er.errors) - 20} more (see `concord status --json`)")
+            where = (f"a real run quarantines them; `concord status {r.link} --details` then "
+                     "lists them all" if dry_run else
+                     f"`concord status {r.link} --details` lists them all")
+            console.print(f"  … and {len(er.errors) - 20} more ({where})")
         if dry_run:
             for line in er.plan[:200]:
                 console.print(f"  {er.entity:<10} {line.label:<40} hub={line.hub_id} spoke={line.spoke_ref}")
