@@ -3,6 +3,7 @@ sample schema) or a vdir folder, a real hub file, `concord` run through Typer's 
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -120,3 +121,32 @@ def test_the_quarantine_hint_names_a_command_that_lists_every_record(tmp_path: P
     assert hint is not None, real.output
     shown = runner.invoke(app, [*hint[1].split()[1:], "-c", str(config)])
     assert shown.output.count("quarantined contact") == contacts, shown.output
+
+
+def test_version_and_machine_readable_log_and_tokens(tmp_path: Path) -> None:
+    from concord import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"concord {__version__}"
+    config = practice_dir(tmp_path)
+    runner.invoke(app, ["link", "activate", "practice", "--as", ADMIN_EMAIL, "-c", str(config)])
+    r = runner.invoke(app, ["log", "--json", "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    [run] = json.loads(r.output)
+    assert run["link"] == "practice" and run["status"] == "ok"
+    assert run["counts"]["create in hub"] == sum(hub_of(config).count(e) for e in ENTITY_TYPES)
+    r = runner.invoke(app, ["token", "create", "reporting", "--scope", "records:read", "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["token", "list", "--json", "-c", str(config)])
+    [tok] = json.loads(r.output)
+    assert tok["name"] == "reporting" and tok["revoked_at"] is None and "hash" not in tok
+
+
+def test_piped_output_is_not_wrapped_or_cut(tmp_path: Path) -> None:
+    """`concord log | grep …` sees each run on one whole line, however long."""
+    config = practice_dir(tmp_path)
+    runner.invoke(app, ["link", "activate", "practice", "--as", ADMIN_EMAIL, "-c", str(config)])
+    [run] = hub_of(config).runs("practice")
+    r = runner.invoke(app, ["log", "-c", str(config)], env={"COLUMNS": "60"})
+    [line] = [ln for ln in r.output.splitlines() if "practice" in ln]
+    assert run["message"][:100] in line, r.output
