@@ -4,6 +4,8 @@ sample schema) or a vdir folder, a real hub file, `concord` run through Typer's 
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from concord.cli.demo import demo_config, to_toml
 from concord.config import load_config
 from concord.demo.sample import ADMIN_EMAIL, create_sample
 from concord.hub.store import Hub
+from concord.records import ENTITY_TYPES
 from tests.integration.sql_helpers import db_rows
 
 runner = CliRunner()
@@ -95,3 +98,71 @@ def test_status_is_amber_with_a_quarantined_record_and_lists_it(tmp_path: Path) 
     assert s["color"] == "amber" and s["quarantined"] == 1 and s["fix"], s
     [q] = s["quarantine"]
     assert q["ref"] == "bad.vcf" and "END:VCARD" in q["error"] and q["retry_at"] > q["since"], q
+def test_first_dry_run_counts_what_the_real_run_does(tmp_path: Path) -> None:
+    """Contacts, jobs and tasks whose client the same run creates are planned, not
+    quarantined: the dry run's counts are the real run's."""
+    config = practice_dir(tmp_path, clients=30)
+    r = runner.invoke(app, ["link", "activate", "practice", "--no-migrate", "--as", ADMIN_EMAIL,
+                            "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    dry = runner.invoke(app, ["sync", "--dry-run", "-c", str(config)])
+    assert dry.exit_code == 0, dry.output
+    assert "quarantined" not in dry.output, dry.output
+    hub = hub_of(config)
+    assert hub.count("client") == 0 and hub.quarantined("practice") == []
+    real = runner.invoke(app, ["sync", "-c", str(config)])
+    assert real.exit_code == 0, real.output
+    assert "quarantined" not in real.output and hub.quarantined("practice") == []
+    planned = re.search(r"(\d+) create in hub", dry.output)
+    created = re.search(r"(\d+) create in hub", real.output)
+    assert planned is not None and created is not None, (dry.output, real.output)
+    assert int(planned[1]) == int(created[1]) == sum(
+        hub.count(e) for e in ENTITY_TYPES)
+
+
+def test_the_quarantine_hint_names_a_command_that_lists_every_record(tmp_path: Path) -> None:
+    config = practice_dir(tmp_path, clients=30)
+    db = sqlite3.connect(tmp_path / "practice.db")
+    with db:
+        db.execute("UPDATE contacts SET client_id = 99999")  # a client that is not there
+    (contacts,) = db.execute("SELECT count(*) FROM contacts").fetchone()
+    db.close()
+    assert contacts > 20
+    runner.invoke(app, ["link", "activate", "practice", "--no-migrate", "--as", ADMIN_EMAIL,
+                        "-c", str(config)])
+    dry = runner.invoke(app, ["sync", "--dry-run", "-c", str(config)])
+    assert f"and {contacts - 20} more" in dry.output and "a real run quarantines them" in dry.output
+    real = runner.invoke(app, ["sync", "-c", str(config)])
+    hint = re.search(r"`(concord [^`]+)`", real.output.split(f"and {contacts - 20} more")[1])
+    assert hint is not None, real.output
+    shown = runner.invoke(app, [*hint[1].split()[1:], "-c", str(config)])
+    assert shown.output.count("quarantined contact") == contacts, shown.output
+
+
+def test_version_and_machine_readable_log_and_tokens(tmp_path: Path) -> None:
+    from concord import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"concord {__version__}"
+    config = practice_dir(tmp_path)
+    runner.invoke(app, ["link", "activate", "practice", "--as", ADMIN_EMAIL, "-c", str(config)])
+    r = runner.invoke(app, ["log", "--json", "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    [run] = json.loads(r.output)
+    assert run["link"] == "practice" and run["status"] == "ok"
+    assert run["counts"]["create in hub"] == sum(hub_of(config).count(e) for e in ENTITY_TYPES)
+    r = runner.invoke(app, ["token", "create", "reporting", "--scope", "records:read", "-c", str(config)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["token", "list", "--json", "-c", str(config)])
+    [tok] = json.loads(r.output)
+    assert tok["name"] == "reporting" and tok["revoked_at"] is None and "hash" not in tok
+
+
+def test_piped_output_is_not_wrapped_or_cut(tmp_path: Path) -> None:
+    """`concord log | grep …` sees each run on one whole line, however long."""
+    config = practice_dir(tmp_path)
+    runner.invoke(app, ["link", "activate", "practice", "--as", ADMIN_EMAIL, "-c", str(config)])
+    [run] = hub_of(config).runs("practice")
+    r = runner.invoke(app, ["log", "-c", str(config)], env={"COLUMNS": "60"})
+    [line] = [ln for ln in r.output.splitlines() if "practice" in ln]
+    assert run["message"][:100] in line, r.output

@@ -5,6 +5,7 @@ Each scenario runs on a SQLite hub and on a PostgreSQL hub (the ``hub_url`` fixt
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -117,6 +118,7 @@ def test_deleting_90_percent_is_held_until_confirmed(env: VdirEnv) -> None:
 
     code, out = env.cli("sync", "b")
     assert "held" in out and "--confirm-deletes" in out
+    assert code == 4  # the documented status for a plan the delete guard held
     assert len(env.hub_records()) == 30
 
     code, out = env.cli("sync", "b", "--confirm-deletes")
@@ -478,6 +480,10 @@ def test_conflict_resolution_takes_the_losers_values_back(env: VdirEnv) -> None:
     assert c["winner"] == "hub" and c["kept_values"] == {"name": "Bravo"}
     code, out = env.cli("conflicts")
     assert str(c["id"]) in out and "Bravo" in out
+    assert "Alpha" in out  # the record by its name, not only its hub id
+    code, out = env.cli("conflicts", "--json")
+    [row] = [r for r in json.loads(out) if r["id"] == c["id"]]
+    assert row["record"] == "Alpha" and row["hub_id"] == "uid0" and row["kept"] == {"name": "Bravo"}
 
     code, out = env.cli("conflicts", "resolve", str(c["id"]), "--take", "loser")
     assert code == 0 and "loser" in out

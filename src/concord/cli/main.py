@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,7 @@ from concord.cli.options import DEFAULT_CONFIG, ConfigOpt, console, err, load
 from concord.cli.running import print_result, run_one, watch_links
 from concord.config import EXAMPLE
 from concord.errors import ConcordError, LinkLocked
+from concord.hub.store import Hub
 from concord.link.status import link_status, quarantine_entry
 
 app = typer.Typer(help="Concord keeps a practice's records in agreement across its systems.",
@@ -23,6 +24,23 @@ conflicts_app = typer.Typer(help="List and resolve conflicts (every losing versi
                             invoke_without_command=True)
 app.add_typer(conflicts_app, name="conflicts")
 COLORS = {"green": "green", "amber": "dark_orange", "blue": "blue", "red": "red"}
+#: `concord sync` exit status: the delete guard held back a plan (nothing of it applied)
+EXIT_HELD = 4
+
+
+def _version(value: bool) -> None:
+    if value:
+        from concord import __version__
+
+        console.print(f"concord {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")] = False,
+          ) -> None:
+    """Concord keeps a practice's records in agreement across its systems."""
 
 
 @app.command()
@@ -61,7 +79,7 @@ def sync(link: Annotated[str | None, typer.Argument(help="the link to sync (defa
     if not links:
         err.print("no links configured; add a [links.NAME] table to the config")
         raise typer.Exit(2)
-    failed = False
+    failed = held = False
     for lk in links:
         try:
             r = run_one(hub, lk, entities=entity, dry_run=dry_run, confirm_deletes=confirm_deletes)
@@ -74,9 +92,10 @@ def sync(link: Annotated[str | None, typer.Argument(help="the link to sync (defa
             continue
         print_result(r, dry_run)
         failed |= r.status == "error"
+        held |= r.status == "held"
     if watch and not dry_run:
         watch_links(hub, links, entity)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if failed else EXIT_HELD if held else 0)
 
 
 @app.command()
@@ -114,20 +133,45 @@ def status(link: Annotated[str | None, typer.Argument()] = None,
 @conflicts_app.callback()
 def conflicts_list(ctx: typer.Context,
                    all_: Annotated[bool, typer.Option("--all", help="include resolved ones")] = False,
+                   as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
                    config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """List open conflicts with the value each side had."""
+    """List open conflicts with the value each side had, by the record's name."""
     if ctx.invoked_subcommand is not None:
         return
     _, hub = load(config)
     rows = hub.conflicts(open_only=not all_)
+    names = _record_names(hub, rows)
+    if as_json:
+        console.print_json(json.dumps([
+            {**{k: r[k] for k in ("id", "link", "entity", "hub_id", "kind", "winner", "at",
+                                   "resolved_at", "resolved_by", "resolution")},
+             "record": names.get(r["hub_id"], r["hub_id"]), "fields": json.loads(r["fields"]),
+             "kept": json.loads(r["kept"])} for r in rows]))
+        return
     if not rows:
         console.print("no open conflicts")
         return
     t = Table("id", "link", "entity", "record", "kind", "fields", "winner", "kept (losing values)")
     for r in rows:
-        t.add_row(str(r["id"]), r["link"], r["entity"], r["hub_id"], r["kind"],
-                  ", ".join(json.loads(r["fields"])), r["winner"], r["kept"][:80])
+        t.add_row(str(r["id"]), r["link"], r["entity"], names.get(r["hub_id"], r["hub_id"]),
+                  r["kind"], ", ".join(json.loads(r["fields"])), r["winner"], r["kept"][:80])
     console.print(t)
+
+
+def _record_names(hub: Hub, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """hub id -> the record's name (and code, where it has one) for the conflicts list."""
+    from concord.service.render import title
+
+    by_entity: dict[str, list[str]] = {}
+    for r in rows:
+        by_entity.setdefault(r["entity"], []).append(r["hub_id"])
+    out: dict[str, str] = {}
+    for entity, ids in by_entity.items():
+        for hid, rec in hub.get_many(entity, ids).items():
+            name = title(rec.fields, hid)
+            code = rec.fields.get("code")
+            out[hid] = f"{name} ({code})" if isinstance(code, str) and code and code != name else name
+    return out
 
 
 @conflicts_app.command("resolve")
@@ -150,10 +194,17 @@ def conflicts_resolve(cid: Annotated[int, typer.Argument(help="conflict id")],
 @app.command()
 def log(link: Annotated[str | None, typer.Argument()] = None,
         limit: Annotated[int, typer.Option(help="how many runs")] = 20,
+        as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
         config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """The run journal: every run with who, when, outcome and counts."""
     _, hub = load(config)
     hub.interrupt_dead_runs(link)
+    if as_json:
+        runs = [{k: v for k, v in r.items() if k != "tenant"} for r in hub.runs(link, limit=limit)]
+        for r in runs:
+            r["counts"] = r["counts"] or {}
+        console.print_json(json.dumps(runs))
+        return
     t = Table("run", "link", "entity", "trigger", "by", "started", "seconds", "status", "summary")
     for r in hub.runs(link, limit=limit):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"])) if r["started_at"] else "-"

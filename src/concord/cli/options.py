@@ -8,14 +8,34 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from concord.config import Config, load_config
 from concord.errors import ConcordError
 from concord.hub.store import Hub
 
-console = Console()
-err = Console(stderr=True)
+#: the width of output that goes to a file or a pipe: wide enough that no line wraps and no
+#: table cell is cut, so `concord log | grep …` sees whole lines
+PIPED_WIDTH = 10_000
+
+
+class _Console(Console):
+    """A console as wide as a terminal shows, and unbounded when written to a pipe or file."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = _Console()
+err = _Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="CONCORD_CONFIG",
                                          help="the configuration file")]

@@ -5,16 +5,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from concord.cli.options import console, err
 from concord.config import LinkConfig
@@ -22,6 +16,7 @@ from concord.connectors.base import make_connector
 from concord.engine import RunResult, sync_link
 from concord.errors import ConcordError, LinkLocked
 from concord.hub.store import Hub
+from concord.records import ENTITY_ORDER
 
 
 def print_result(r: RunResult, dry_run: bool) -> None:
@@ -34,7 +29,10 @@ def print_result(r: RunResult, dry_run: bool) -> None:
         for e in er.errors[:20]:
             console.print(f"  [yellow]quarantined[/] {e}")
         if len(er.errors) > 20:
-            console.print(f"  … and {len(er.errors) - 20} more (see `concord status --json`)")
+            where = (f"a real run quarantines them; `concord status {r.link} --details` then "
+                     "lists them all" if dry_run else
+                     f"`concord status {r.link} --details` lists them all")
+            console.print(f"  … and {len(er.errors) - 20} more ({where})")
         if dry_run:
             for line in er.plan[:200]:
                 console.print(f"  {er.entity:<10} {line.label:<40} hub={line.hub_id} spoke={line.spoke_ref}")
@@ -42,26 +40,90 @@ def print_result(r: RunResult, dry_run: bool) -> None:
                 console.print(f"  … {len(er.plan) - 200} more actions")
 
 
+class RunProgress:
+    """The progress of one run of a link over all its entity types: one named row per type
+    from the start (waiting, running, done) and a row for the whole run, so the bar does not
+    start again at each type. A rate and an ETA appear only once a type has run for
+    ``SETTLE_SECONDS`` and done ``SETTLE_RECORDS`` records (a first batch read from a cache
+    would otherwise show billions of records a second)."""
+
+    SETTLE_SECONDS = 2.0
+    SETTLE_RECORDS = 100
+
+    def __init__(self, link: str, entities: list[str], progress: Progress,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.link, self.entities, self.bar, self.clock = link, entities, progress, clock
+        self.width = max((len(e) for e in entities), default=0)
+        self.whole = progress.add_task(self._name("all"), total=None, rate="", eta="")
+        self.rows = {e: progress.add_task(self._name(e), total=None, rate="", eta="waiting")
+                     for e in entities}
+        self.done: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
+        self.current: str | None = None
+        self.began = self.last = clock()  # a type begins when the one before it ended
+
+    def _name(self, entity: str) -> str:
+        return f"{self.link}/{entity:<{self.width}}"
+
+    def __call__(self, entity: str, done: int, total: int) -> None:
+        now = self.clock()
+        if entity != self.current:
+            if self.current is not None:
+                self._finish(self.current)
+            self.current, self.began = entity, self.last
+        if entity not in self.rows:  # a type the link carries but the list did not name
+            self.rows[entity] = self.bar.add_task(self._name(entity), total=None, rate="", eta="")
+        self.last = now
+        self.done[entity], self.totals[entity] = done, max(total, done)
+        rate, eta = self.rate_eta(done, total, now - self.began)
+        self.bar.update(self.rows[entity], completed=done, total=total or None, rate=rate, eta=eta)
+        self._whole()
+
+    def rate_eta(self, done: int, total: int, elapsed: float) -> tuple[str, str]:
+        """('1,234 rec/s', 'about 0:01:05 left'), or blanks while too little has run."""
+        if elapsed < self.SETTLE_SECONDS or done < self.SETTLE_RECORDS:
+            return "", ""
+        rate = done / elapsed
+        left = max(0, total - done) / rate if total else None
+        return f"{rate:,.0f} rec/s", ("" if left is None else f"~{_clock(left)} left")
+
+    def _finish(self, entity: str) -> None:
+        self.bar.update(self.rows[entity], completed=self.done.get(entity, 0),
+                        total=self.totals.get(entity) or None, eta="done")
+
+    def _whole(self) -> None:
+        n = len(self.entities)
+        at = self.entities.index(self.current) + 1 if self.current in self.entities else n
+        done = sum(self.done.values())
+        self.bar.update(self.whole, completed=done, total=None,
+                        eta=f"type {at} of {n}: {self.current}")
+
+    def close(self) -> None:
+        if self.current is not None:
+            self._finish(self.current)
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 def run_one(hub: Hub, link: LinkConfig, *, entities: list[str] | None = None, dry_run: bool = False,
             confirm_deletes: bool = False, trigger: str = "cli", show_progress: bool = True,
             connector: Any = None) -> RunResult:
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                        TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
                         console=console, transient=True, disable=not show_progress)
-    tasks: dict[str, TaskID] = {}
-    started: dict[str, float] = {}
-
-    def on_progress(entity: str, done: int, total: int) -> None:
-        if entity not in tasks:
-            tasks[entity] = progress.add_task(f"{link.name}/{entity}", total=total or None, rate="")
-            started[entity] = time.perf_counter()
-        rate = done / max(1e-6, time.perf_counter() - started[entity])
-        progress.update(tasks[entity], completed=done, total=total or None, rate=f"{rate:,.0f} rec/s")
-
+    wanted = sorted((e for e in link.entities if entities is None or e in entities),
+                    key=lambda e: ENTITY_ORDER.get(e, len(ENTITY_ORDER)))
+    on_progress = RunProgress(link.name, wanted, progress)
     with progress:
-        return sync_link(hub, link, connector, entities=entities, dry_run=dry_run,
-                         confirm_deletes=confirm_deletes, trigger=trigger,
-                         requested_by=os.environ.get("USER", "cli"), progress=on_progress)
+        try:
+            return sync_link(hub, link, connector, entities=entities, dry_run=dry_run,
+                             confirm_deletes=confirm_deletes, trigger=trigger,
+                             requested_by=os.environ.get("USER", "cli"), progress=on_progress)
+        finally:
+            on_progress.close()
 
 
 def watch_links(hub: Hub, links: list[LinkConfig], entities: list[str] | None) -> None:

@@ -7,6 +7,7 @@ options); without them, serve on loopback only or behind a TLS-terminating proxy
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -85,8 +86,14 @@ def token_create(name: Annotated[str, typer.Argument(help="who or what the token
 
 
 @token_app.command("list")
-def token_list(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def token_list(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+               config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Tokens with their scopes and when they were last used (never the secret)."""
+    if as_json:
+        console.print_json(json.dumps([
+            {k: row[k] for k in ("id", "name", "scopes", "created_at", "last_used_at", "revoked_at")}
+            for row in list_tokens(_hub(config))]))
+        return
     t = Table("id", "name", "scopes", "created", "last used", "revoked")
 
     def when(ts: float | None) -> str:

@@ -88,6 +88,7 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
     conn: Connector | None = connector
     bound = None
     held: list[str] = []
+    planned: dict[str, dict[str, str]] = {}  # a dry run's would-be links, parents first
 
     def report(entity: str, done: int, total: int) -> None:
         if run_id is not None:
@@ -104,7 +105,8 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
         for entity in wanted:
             with hub.lock(f"sync:{name}:{entity}"):
                 es = EntitySync(hub, link, conn, entity, dry_run=dry_run,
-                                confirm_deletes=confirm_deletes, progress=report, run_id=run_id)
+                                confirm_deletes=confirm_deletes, progress=report, run_id=run_id,
+                                planned=planned)
                 result.entities[entity] = er = es.run()
                 if bound is not None and not dry_run and not er.held:
                     er.counts.update(bound.after_sync(hub, entity))

@@ -22,8 +22,13 @@ class RefMissing(ConcordError):
 
 
 class References:
-    def __init__(self, hub: Hub, link: str, entity: str, mapping: Mapping) -> None:
+    def __init__(self, hub: Hub, link: str, entity: str, mapping: Mapping,
+                 planned: dict[str, dict[str, str]] | None = None) -> None:
         self.hub, self.link, self.entity, self.map = hub, link, entity, mapping
+        # a dry run writes no link state: the records it would link earlier in the same run
+        # (target entity -> spoke ref -> hub id) stand in for it, so a contact whose client
+        # the run would create is planned, not taken for an unresolved reference
+        self.planned = planned
         self.by_ref: dict[str, dict[str, str]] = {}  # target entity -> spoke ref -> hub id
         self.by_id: dict[str, dict[str, str]] = {}  # target entity -> hub id -> spoke ref
 
@@ -63,6 +68,8 @@ class References:
             if hid is None:  # not in the chunk's batched look-up: ask once
                 self.look_up(target, refs=[key])
                 hid = self.by_ref[target].get(key)
+            if hid is None and self.planned is not None:
+                hid = self.planned.get(target, {}).get(key)
             if hid is None:
                 raise RefMissing(f"{it.ref}: refers to {target} {sref!r} ({rf}), which is not "
                                  f"synced over link {self.link!r} (fix: sync that {target} "

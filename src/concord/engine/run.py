@@ -83,7 +83,8 @@ class EntitySync:
 
     def __init__(self, hub: Hub, link: LinkConfig, connector: Connector, entity: str, *,
                  dry_run: bool = False, confirm_deletes: bool = False,
-                 progress: Progress | None = None, run_id: int | None = None) -> None:
+                 progress: Progress | None = None, run_id: int | None = None,
+                 planned: dict[str, dict[str, str]] | None = None) -> None:
         self.hub, self.link, self.conn, self.entity = hub, link, connector, entity
         self.cfg = link.entities[entity]
         self.map = Mapping(self.cfg, connector.fields(entity), connector.ref_fields(entity),
@@ -93,7 +94,8 @@ class EntitySync:
         self.progress, self.run_id = progress, run_id
         self.result = EntityResult(entity)
         self.batch = link.batch_size
-        self.refs = References(hub, link.name, entity, self.map)
+        self.planned = planned if dry_run else None
+        self.refs = References(hub, link.name, entity, self.map, self.planned)
         self.unfinished_hub_seq: int | None = None
         self.unfinished_spoke = False
         self.done = 0
@@ -648,10 +650,16 @@ class EntitySync:
             if not c.decision.is_noop and len(res.plan) < self.PLAN_LINES_KEPT:
                 res.plan.append(PlanLine(c.decision.label, c.hub_id, c.spoke_ref))
         if self.dry_run:
+            planned = self.planned.setdefault(self.entity, {}) if self.planned is not None else {}
             for c in cases:
                 if not c.decision.is_noop:
                     res.counts[c.decision.label] += 1
+                if c.item is not None:  # linked after the real run: its children resolve
+                    planned[c.item.ref] = c.hub_id
             res.counts["quarantined"] += len(bad)
+            self.done += len(cases) + len(bad)
+            if self.progress is not None:
+                self.progress(self.entity, self.done, max(self.total, self.done))
             return
         # 1. spoke writes, each after its intent is committed
         writes = spoke_writes(cases, self.refs.to_spoke, self._canon)
