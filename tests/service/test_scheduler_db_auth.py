@@ -13,8 +13,9 @@ from sqlalchemy.engine import make_url
 from concord.config import from_dict
 from concord.demo.sample import ADMIN_EMAIL, default_entities, default_mapping
 from concord.hub.store import Hub
+from concord.link.retry import is_terminal
 from concord.link.status import link_status
-from concord.service.scheduler import Scheduler, is_terminal
+from concord.service.scheduler import Scheduler
 from tests.service.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.postgres

@@ -14,8 +14,9 @@ from rich.table import Table
 from concord.cli.options import DEFAULT_CONFIG, ConfigOpt, console, err, load
 from concord.cli.running import print_result, run_one, watch_links
 from concord.config import EXAMPLE
-from concord.errors import ConcordError, LinkLocked
+from concord.errors import ConcordError, LinkLocked, LinkUnavailable
 from concord.hub.store import Hub
+from concord.link.retry import record_failure
 from concord.link.status import link_status, quarantine_entry
 
 app = typer.Typer(help="Concord keeps a practice's records in agreement across its systems.",
@@ -89,6 +90,8 @@ def sync(link: Annotated[str | None, typer.Argument(help="the link to sync (defa
         except ConcordError as exc:
             err.print(f"[red]{lk.name}: error[/] — {exc}")
             failed = True
+            if watch and not dry_run and not isinstance(exc, LinkUnavailable):
+                record_failure(hub, lk.name, exc, str(exc))  # watching starts backed off
             continue
         print_result(r, dry_run)
         failed |= r.status == "error"

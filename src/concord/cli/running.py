@@ -4,6 +4,7 @@ and watch mode."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,10 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from concord.cli.options import console, err
 from concord.config import LinkConfig
-from concord.connectors.base import make_connector
+from concord.connectors.base import Connector, make_connector
 from concord.engine import RunResult, sync_link
-from concord.errors import ConcordError, LinkLocked
+from concord.errors import ConcordError, LinkLocked, LinkUnavailable
 from concord.hub.store import Hub
+from concord.link.retry import BACKOFF_FIRST, BACKOFF_MAX, record_failure
+from concord.link.status import local_time
 from concord.records import ENTITY_ORDER
 
 
@@ -126,22 +129,68 @@ def run_one(hub: Hub, link: LinkConfig, *, entities: list[str] | None = None, dr
             on_progress.close()
 
 
-def watch_links(hub: Hub, links: list[LinkConfig], entities: list[str] | None) -> None:
-    """Run each link whenever its spoke signals a change (or its interval passes)."""
-    conns = {lk.name: make_connector(lk.connector, lk.options, link=lk.name) for lk in links}
+def watch_links(hub: Hub, links: list[LinkConfig], entities: list[str] | None, *,
+                backoff_first: float = BACKOFF_FIRST, backoff_max: float = BACKOFF_MAX,
+                stop: threading.Event | None = None) -> None:
+    """Run each link whenever its spoke signals a change (or its interval passes), until
+    Ctrl-C (or ``stop``). A failed run is handled as the service's scheduler does
+    (``concord.link.retry``): after a transient error the link waits out an exponential
+    backoff, told once per attempt with "retrying at …"; after a terminal one it stops, told
+    once, until a person's ``concord sync LINK`` succeeds (the other links go on)."""
+    conns: dict[str, Connector] = {}
+    said: dict[str, str] = {}  # what was last told of a link, so a standing state is told once
+
+    def tell(name: str, text: str) -> None:
+        if said.get(name) != text:
+            err.print(text)
+            said[name] = text
+
     console.print("watching for changes; Ctrl-C to stop")
     try:
-        while True:
+        while stop is None or not stop.is_set():
             for lk in links:
                 wait = lk.interval / max(1, len(links))
-                conns[lk.name].wait_for_change(wait)
+                row = hub.link_row(lk.name) or {}
+                now = time.time()
+                if row.get("parked"):
+                    tell(lk.name, f"[red]{lk.name}: stopped[/] — {row['parked']} (fix: correct "
+                                  f"the cause, then run `concord sync {lk.name}`)")
+                    time.sleep(wait)
+                    continue
+                if row.get("retry_at") and row["retry_at"] > now:
+                    time.sleep(min(wait, row["retry_at"] - now))
+                    continue
                 try:
-                    r = sync_link(hub, lk, conns[lk.name], entities=entities, trigger="watch")
+                    conn = conns.get(lk.name)
+                    if conn is None:
+                        conn = conns[lk.name] = make_connector(lk.connector, lk.options,
+                                                               link=lk.name)
+                    conn.wait_for_change(wait)
+                    r = sync_link(hub, lk, conn, entities=entities, trigger="watch")
                 except LinkLocked:
                     continue
-                except ConcordError as exc:
-                    err.print(f"[red]{lk.name}[/]: {exc}")
+                except LinkUnavailable as exc:  # paused or deactivated by a person: told once
+                    tell(lk.name, f"[yellow]{lk.name}[/]: {exc}")
+                    time.sleep(wait)
                     continue
+                except Exception as exc:
+                    message = str(exc) if isinstance(exc, ConcordError) else f"internal error: {exc!r}"
+                    failure = record_failure(hub, lk.name, exc, message, first=backoff_first,
+                                             cap=backoff_max)
+                    if failure.stopped:
+                        # the connector may hold the cause (a password): made anew on the next run
+                        stale = conns.pop(lk.name, None)
+                        if stale is not None:
+                            stale.close()
+                        tell(lk.name, f"[red]{lk.name}: stopped[/] — {message} (fix: correct "
+                                      f"the cause, then run `concord sync {lk.name}`)")
+                    else:
+                        assert failure.retry_at is not None
+                        said[lk.name] = (f"[red]{lk.name}: error[/] — {message}; retrying at "
+                                         f"{local_time(failure.retry_at)}")
+                        err.print(said[lk.name])  # each attempt told: they are backed off
+                    continue
+                said.pop(lk.name, None)
                 if r.counts or r.status != "ok":
                     print_result(r, False)
     except KeyboardInterrupt:

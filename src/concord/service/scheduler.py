@@ -26,46 +26,17 @@ from typing import Any
 
 from concord.errors import (
     ConcordError,
-    ConfigError,
     LinkLocked,
     LinkUnavailable,
     RateLimited,
-    TerminalError,
 )
 from concord.hub.store import Hub
+from concord.link.retry import record_failure
 from concord.link.status import local_time
 
 log = logging.getLogger("concord.scheduler")
 
 SyncFn = Callable[..., Any]
-
-#: a database refusing who connects: retrying with the same settings cannot succeed.
-#: SQLSTATE 28P01 invalid_password, 28000 invalid_authorization_specification (an unknown
-#: role, no pg_hba entry), 3D000 invalid_catalog_name (no such database)
-_REFUSED_STATES = {"28P01", "28000", "3D000"}
-_REFUSED_TEXT = re.compile(r"password authentication failed|authentication failed for user|"
-                           r"no password supplied|role \S+ does not exist|"
-                           r"database \S+ does not exist|Access denied for user", re.I)
-
-
-def is_terminal(exc: BaseException) -> bool:
-    """Whether a failed run's error is one retrying will not fix: a terminal or configuration
-    error, or anywhere in its causes a database (hub or practice) refusing the credentials,
-    which a driver reports like a server away (an OperationalError)."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, TerminalError | ConfigError):
-            return True
-        if getattr(cur, "sqlstate", None) in _REFUSED_STATES or (
-                type(cur).__module__.split(".")[0] in ("psycopg", "psycopg2", "sqlalchemy",
-                                                       "pymysql", "MySQLdb")
-                and _REFUSED_TEXT.search(str(cur))):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
-
 
 def default_sync_fn(isolate: bool = True) -> SyncFn:
     """The engine: in a worker process per link (``isolate``), or in the link's thread."""
@@ -168,17 +139,15 @@ class _LinkWorker:
         """A failed run: back off (transient) or stop (terminal), logged once with when."""
         hub = self.sched.hub
         what = req.entity or "all entities"
-        if is_terminal(exc):
-            hub.set_link(self.name, parked=message, retry_at=None)
+        failure = record_failure(hub, self.name, exc, message,
+                                 first=self.sched.backoff_first, cap=self.sched.backoff_max)
+        if failure.stopped:
             detail = (f"{what}: {message}; stopped: retrying will not help until the cause is "
                       f"corrected (then press Sync or run `concord sync {self.name}`)")
             outcome = "stopped"
         else:
-            row = hub.link_row(self.name) or {}
-            failures = int(row.get("failures") or 0) + 1
-            delay = min(self.sched.backoff_max, self.sched.backoff_first * 2 ** (failures - 1))
-            at = time.time() + delay
-            hub.set_link(self.name, failures=failures, retry_at=at, parked=None)
+            at = failure.retry_at
+            assert at is not None
             with self.sched.cond:
                 self.next_due = at if self.next_due is None else min(self.next_due, at)
             detail = f"{what}: {message}; retrying at {local_time(at)}"

@@ -44,7 +44,7 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
     from concord.connectors.base import REGISTRY
     from concord.engine import sync_link
     from concord.hub.store import Hub
-    from concord.service.scheduler import is_terminal
+    from concord.link.retry import is_terminal
 
     REGISTRY.update(registry)
     # Background work yields the CPU to the API: people waiting on a page come first.
