@@ -98,7 +98,7 @@ def demo(
     """Create a sample practice database, activate its link, migrate, and sync edits live."""
     from rich.table import Table
 
-    from concord.cli.options import console, err
+    from concord.cli.options import COLORS, console, err
     from concord.cli.running import print_result, run_one, watch_links
     from concord.config import load_config
     from concord.connectors.sql import SQLConnector, SQLOptions
@@ -164,7 +164,7 @@ def demo(
     finally:
         conn.close()
     st = link_status(hub, "practice")
-    console.print(f"Status: [{st.color}]{st.color.upper()}[/] — {st.reason}" + (f" ({st.fix})" if st.fix else ""))
+    console.print(f"Status: [{COLORS[st.color]}]{st.color.upper()}[/] — {st.reason}" + (f" ({st.fix})" if st.fix else ""))
     console.print(f"Try: [bold].venv/bin/concord status --config {cfg_path}[/], or edit {practice_db} "
                   f"and run [bold].venv/bin/concord sync --watch --config {cfg_path}[/]")
     if live:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from concord.cli.options import DEFAULT_CONFIG, ConfigOpt, console, err, load
+from concord.cli.options import COLORS, DEFAULT_CONFIG, ConfigOpt, console, err, load
 from concord.cli.running import print_result, run_one, watch_links
 from concord.config import EXAMPLE
 from concord.errors import ConcordError, LinkLocked, LinkUnavailable
@@ -24,7 +24,6 @@ app = typer.Typer(help="Concord keeps a practice's records in agreement across i
 conflicts_app = typer.Typer(help="List and resolve conflicts (every losing version is kept).",
                             invoke_without_command=True)
 app.add_typer(conflicts_app, name="conflicts")
-COLORS = {"green": "green", "amber": "dark_orange", "blue": "blue", "red": "red"}
 #: `concord sync` exit status: the delete guard held back a plan (nothing of it applied)
 EXIT_HELD = 4
 

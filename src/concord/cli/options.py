@@ -34,6 +34,8 @@ class _Console(Console):
         self._width, self._height = new_size
 
 
+#: the rich colour each status light is printed in (amber has no rich name of its own)
+COLORS = {"green": "green", "amber": "dark_orange", "blue": "blue", "red": "red"}
 console = _Console()
 err = _Console(stderr=True)
 
