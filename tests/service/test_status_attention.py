@@ -5,6 +5,8 @@ real hub and the real service on 127.0.0.1."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +73,13 @@ def test_quarantined_and_conflicting_records_turn_the_light_amber_with_the_fix(
         assert "Brick Lane Bakery" in page.text and known["error"].replace("\x00", "\\x00") in page.text.replace(
             "&#39;", "'").replace("&#34;", '"').replace("&lt;", "<").replace("&gt;", ">")
         assert page.text.count("<tr data-ref=") == 2
+        # the known record's name links to that record's own row, whichever page it is on
+        [href] = re.findall(r'<a href="(/records/client[^"]*)">Brick Lane Bakery</a>', page.text)
+        shown = ui.get(html.unescape(href))
+        assert shown.status_code == 200 and f'id="rec-{known["hub_id"]}"' in shown.text, href
+        assert shown.text.count('<tr id="rec-') == 1 and "Acme" not in shown.text
+        gone = ui.get("/records/client?id=no-such-record")
+        assert "No record no-such-record" in gone.text and "All clients" in gone.text
 
     # red wins over amber: a paused link is red, with the pause's reason
     pause(hub, "office", by="alice", reason="year-end close")

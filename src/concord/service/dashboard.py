@@ -250,12 +250,19 @@ def _rows(st: ServiceState, entity: str, offset: int, limit: int) -> list[Any]:
 
 
 @router.get("/records/{entity}", response_class=HTMLResponse)
-def records_page(request: Request, entity: str, p: PageUser, offset: int = 0) -> Response:
+def records_page(request: Request, entity: str, p: PageUser, offset: int = 0,
+                 id: str | None = None) -> Response:
+    """A page of a records list; ``?id=`` shows that one record (a quarantine entry's link)."""
     if entity not in ENTITY_TYPES:
         return Response(f"unknown entity type {entity!r}", status_code=404)
     st = state(request)
     offset = max(0, offset)
-    return _page(request, "records.html", p, entity=entity, rows=_rows(st, entity, offset, 50),
+    if id is not None:
+        one = st.hub.get(entity, id)
+        rows = records_out(st, [one]) if one is not None and not one.deleted else []
+    else:
+        rows = _rows(st, entity, offset, 50)
+    return _page(request, "records.html", p, entity=entity, rows=rows, one=id,
                  s=_list_sync(st, entity, p),
                  offset=offset, total=st.hub.count(entity),
                  can_sync=p.has("sync:run") and bool(st.scheduler.links_for(entity)
