@@ -136,7 +136,7 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
             values.update(last_error=None, retry_at=None, failures=None, parked=None)
             # migrated once every entity of the link has finished a first run, whether in
             # one run of them all or entity by entity (manual syncs per entity type)
-            if all(hub.has_synced(name, e) for e in link.entities):
+            if not row.get("migrated") and all(hub.has_synced(name, e) for e in link.entities):
                 values["migrated"] = True
         hub.set_link(name, **values)
     if run_id is not None:

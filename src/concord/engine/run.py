@@ -106,14 +106,12 @@ class EntitySync:
         self._memo: dict[int, tuple[Content, str, str]] = {}
         self.hub_written = 0  # hub records this run wrote
         self.spoke_written: dict[str, str | None] = {}  # spoke ref -> version we wrote (None: deleted)
-        # skip look-ups that cannot find anything (a first sync into an empty hub)
-        self.hub_has_entity = hub.count(entity, include_deleted=True) > 0
-        self.has_quarantine = bool(hub.quarantined(link.name))
-        self.has_intents = hub.has_intents(link.name, entity)
-        # records the link's selection leaves out on purpose are noted (hub/exclusions.py), so
-        # they are not counted as pending; a changed selection plans them again
+        # an empty hub skips look-ups that cannot find anything (a first sync); records the
+        # link's selection leaves out on purpose are noted (hub/exclusions.py), so they are
+        # not counted as pending, and a changed selection plans them again
+        (self.hub_has_entity, self.has_quarantine, self.has_intents,
+         self.has_exclusions) = hub.entity_flags(link.name, entity)
         self.selection = selection_key(self.cfg)
-        self.has_exclusions = hub.has_exclusions(link.name, entity)
         self._seqs: dict[str, int] = {}  # hub id -> feed seq, for the hub chunk being applied
         self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
         self._versions: dict[str, str] = {}  # spoke ref -> version, as listed by this run
@@ -180,9 +178,13 @@ class EntitySync:
             retry_ids += hub.stale_exclusions(name, entity, self.selection)
 
         # Guard: a plan deleting too much of a side, or a spoke that suddenly lists empty.
+        # (no hub write since the checkpoint: no tombstone to send; the size is counted only
+        # when there is something to compare with it, which a no-op run never has)
         held = self._guard(ch.complete and not ch.changed, len(deleted_refs),
+                           0 if hub_seq_now <= cp.hub_seq else
                            hub.count_deleted_linked(name, entity, cp.hub_seq),
-                           len(arch_by_id) if ch.complete else hub.archive_count(name, entity))
+                           (lambda: len(arch_by_id)) if ch.complete else
+                           (lambda: hub.archive_count(name, entity)))
         if held:
             self.result.held = held
             return self.result
@@ -236,7 +238,7 @@ class EntitySync:
                          and token == cp.spoke_token and cp.progress is None)
             # a no-op run writes nothing, not even its checkpoint; but a first run writes it
             # (an empty spoke whose first run succeeded has finished its first migration)
-            if unchanged and hub.has_synced(name, entity):
+            if unchanged and cp.stored:  # (has_synced: stored, no migration in progress)
                 return self.result
             own_only = self.unfinished_hub_seq is None and self.hub_written > 0
 
@@ -316,10 +318,15 @@ class EntitySync:
         self.result.counts["migrated"] = self.done
 
     # ------------------------------------------------------------------ planning
-    def _guard(self, listed_empty: bool, hub_deletes: int, spoke_deletes: int, size: int) -> str | None:
-        if self.confirm or size == 0:
+    def _guard(self, listed_empty: bool, hub_deletes: int, spoke_deletes: int,
+               count: Callable[[], int]) -> str | None:
+        least = self.cfg.delete_min
+        if self.confirm or not (listed_empty or hub_deletes > least or spoke_deletes > least):
             return None
-        thr, least = self.cfg.delete_threshold, self.cfg.delete_min
+        size = count()
+        if size == 0:
+            return None
+        thr = self.cfg.delete_threshold
         side = "the spoke" if self.cfg.direction != "push" else "the hub"
         if listed_empty and self.cfg.direction != "push":
             return (f"{self.link.name}/{self.entity}: the spoke suddenly lists no records "

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
     func,
     or_,
     select,
@@ -144,6 +145,8 @@ class Checkpoint:
     hub_seq: int = 0
     spoke_token: str | None = None
     progress: dict[str, Any] | None = None
+    #: read from the hub (a run has saved it), not the default of a link + entity never run
+    stored: bool = field(default=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -486,7 +489,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         if row is None:
             return Checkpoint()
         return Checkpoint(int(row.hub_seq), row.spoke_token,
-                          json.loads(row.progress) if row.progress else None)
+                          json.loads(row.progress) if row.progress else None, stored=True)
 
     def has_synced(self, link: str, entity: str) -> bool:
         """Has ``entity`` finished a first run over ``link`` (checkpoint saved, no migration
@@ -707,6 +710,21 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             conn.execute(update(s.quarantine).where(
                 c.tenant == self.tenant, c.link == link, c.entity == entity, c.side == side,
                 c.resolved_at.is_(None), c.ref.in_(refs[i:i + 500])).values(resolved_at=time.time()))
+
+    def entity_flags(self, link: str, entity: str) -> tuple[bool, bool, bool, bool]:
+        """(the hub holds records of ``entity``, the link has quarantined items, intents of
+        the link's entity are pending, records are left out by its selection): what a run
+        needs to know before it starts, in one query of four index probes."""
+        t = self.tenant
+        r, q, i, x = s.records.c, s.quarantine.c, s.intents.c, s.exclusions.c
+        stmt = select(
+            exists().where(r.tenant == t, r.entity == entity),
+            exists().where(q.tenant == t, q.resolved_at.is_(None), q.link == link),
+            exists().where(i.tenant == t, i.link == link, i.entity == entity),
+            exists().where(x.tenant == t, x.link == link, x.entity == entity))
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).one()
+        return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
 
     def quarantined(self, link: str | None = None) -> list[dict[str, Any]]:
         c = s.quarantine.c
