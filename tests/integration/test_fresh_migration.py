@@ -166,3 +166,46 @@ def test_a_folder_with_a_duplicate_uid_and_a_bad_card_migrates_alike(
     errors = {q[2]: q[3] for q in state["quarantine"]}
     assert "uid3" in errors["c03b.vcf"] and "c03.vcf" in errors["c03b.vcf"]
     assert "c05.vcf" in errors
+
+
+@pytest.mark.parametrize("batch", [2, 100])
+def test_a_first_listing_of_a_folder_syncs_alike_on_both_paths(
+        tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spoke that cannot stream (a plain vdir folder) takes the fresh path on its first
+    sync into an empty hub too; a second sync of each finds nothing to do, and an edit made
+    after it syncs the same way on both."""
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    for i in range(9):
+        (folder / f"c{i:02}.vcf").write_text(card(f"Person {i}", f"uid{i}",
+                                                  emails=[f"p{i}@x.com"]))
+    (folder / "c03b.vcf").write_text(card("Person 3 again", "uid3"))
+    (folder / "c05.vcf").write_text("BEGIN:VCARD\nVERSION:3.0\nFN:Broken\n")  # no END
+    (folder / "nouid.vcf").write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Uid\r\nEND:VCARD\r\n")
+    for f in folder.iterdir():  # out of the racy window: both runs see plain stamps
+        os.utime(f, (time.time() - 3600, time.time() - 3600))
+    link = LinkConfig(name="cards", connector="vdir", batch_size=batch,
+                      options={"path": str(folder)}, entities={"contact": EntityConfig()})
+    results = {}
+    for fresh in (True, False):
+        hub = Hub(f"sqlite:///{tmp_path / f'hub-{fresh}.db'}")
+        conn = VdirConnector(VdirOptions(path=str(folder)), link="cards")
+        assert conn.streamed_migration() is None
+        r, taken = _run(monkeypatch, fresh, hub, link, conn)
+        assert r.status == "ok", r.message
+        assert (taken > 0) == fresh
+        again, _ = _run(monkeypatch, fresh, hub, link, conn)
+        assert again.status == "ok" and not _counts(again), _counts(again)
+        results[fresh] = (_counts(r), _state(hub, "cards", ["contact"]))
+    assert results[True][0] == results[False][0]
+    for key in results[True][1]:
+        assert results[True][1][key] == results[False][1][key], key
+    state = results[True][1]
+    assert {k for k in state["contact"]["records"] if k.startswith("uid")} == {
+        f"uid{i}" for i in range(9) if i != 5}
+    assert "contact:nouid.vcf" in state["contact"]["records"]
+    # the two files sharing uid3: the one read first holds it, the other is quarantined
+    errors = {q[2]: q[3] for q in state["quarantine"]}
+    assert "c05.vcf" in errors and len(errors) == 2, errors
+    [dup] = set(errors) - {"c05.vcf"}
+    assert dup in ("c03.vcf", "c03b.vcf") and "uid3" in errors[dup], errors

@@ -101,6 +101,7 @@ class EntitySync:
         self.done = 0
         self.total = 0
         self.handled: set[str] = set()
+        self._claimed: dict[str, str] = {}  # hub id (a UID) -> the spoke ref that holds it
         # id(content) -> (content, canonical, hash) for this chunk; holding the content keeps
         # its id from being reused while the entry exists
         self._memo: dict[int, tuple[Content, str, str]] = {}
@@ -301,6 +302,7 @@ class EntitySync:
             # bounded memory: a scan yields each row once, so nothing of this batch is
             # needed again (children look their parents up in the archive)
             self.handled.clear()
+            self._claimed.clear()
             self.refs.forget(entity)
         start = progress.get("start_seq")
         written = self._mig_written
@@ -398,8 +400,8 @@ class EntitySync:
             except (RefMissing, ModelError) as exc:
                 bad.append(("spoke", it.ref, str(exc), None))
                 self.result.errors.append(str(exc))
-        if (checkpoint is not None and self.FRESH_PATH and not by_ref and not self.dry_run
-                and not self.hub_has_entity and not self.has_intents):
+        if (self.FRESH_PATH and not by_ref and not self.dry_run and not self.hub_has_entity
+                and not self.has_intents and self.cfg.direction != "push"):
             self._create_fresh(mapped, bad, checkpoint)
             return
         idents = [it.ident for it, _ in mapped
@@ -446,7 +448,7 @@ class EntitySync:
             # the UID is linked to another ref already, or claimed by another new item of
             # this chunk (two files with one UID): the later one is quarantined
             other = (linked_elsewhere[ident].spoke_ref if ident in linked_elsewhere
-                     else claimed.get(ident)) if ident else None
+                     else claimed.get(ident) or self._claimed.get(ident)) if ident else None
             if other is not None and other != it.ref:
                 msg = (f"{it.ref}: UID {ident} is already used by {other} at this spoke "
                        "(fix: give one of them a new UID, or remove the duplicate)")
@@ -469,18 +471,23 @@ class EntitySync:
                            direction=self.cfg.direction, authority=self.cfg.authority)
                 cases.append(Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
+        self._claimed.update(claimed)  # a later chunk's item with one of these UIDs is a duplicate
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
 
     def _create_fresh(self, mapped: list[tuple[Item, Content | None]],
-                      bad: list[tuple[str, str, str, str | None]], checkpoint: Checkpoint) -> None:
-        """A migration chunk into a hub that held nothing of this entity when the run began
+                      bad: list[tuple[str, str, str, str | None]],
+                      checkpoint: Checkpoint | None) -> None:
+        """A chunk of a first sync (a streamed migration, or the first listing of a spoke
+        that cannot stream) into a hub that held nothing of this entity when the run began
         (and has no intents: no spoke write of ours can be pending): every item is a
         create in the hub, so the decision table's answer is known without planning a
         case per record. Each record's canonical text and hash are taken once and serve as
         its hub content and its link-state base. An item whose UID names a hub id keeps it
         (checked at commit: a record someone else wrote under that id meanwhile is left
-        for the next run); two new items of one chunk with one UID quarantine the later.
+        for the next run); two new items with one UID quarantine the later (within a chunk
+        of a migration, which forgets each chunk to keep its memory flat; within the run
+        otherwise).
         The result is the general path's (tests/integration/test_fresh_migration.py)."""
         entity, label = self.entity, "create in hub"
         batch = Batch(self.link.name, entity, f"link:{self.link.name}", quarantine=bad,
@@ -488,7 +495,7 @@ class EntitySync:
                       has_quarantine=self.has_quarantine, checkpoint=checkpoint,
                       versions=self._versions)
         records, archive, expected = batch.records, batch.archive, batch.expected
-        claimed: dict[str, str] = {}
+        claimed = self._claimed
         plan = self.result.plan
         room = self.PLAN_LINES_KEPT - len(plan)
         not_synced = 0
@@ -524,6 +531,7 @@ class EntitySync:
             self.result.counts["not synced"] += not_synced
         if bad:
             self.has_quarantine = True  # the next chunk's commit releases what it links
+        self.handled.update(r.id for r in records)
         self._count(self._commit(batch))
         self.done += len(records) + len(bad)
         if self.progress is not None:
