@@ -135,32 +135,53 @@ class _StreamedVdir(VdirConnector, StreamedMigration):
             yield list(self.get(entity, refs[i:i + batch]))
 
 
-@pytest.mark.parametrize("batch", [3, 100])
-def test_a_folder_with_a_duplicate_uid_and_a_bad_card_migrates_alike(
-        tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def _folder(tmp_path: Path, people: int, extra: dict[str, str]) -> Path:
+    """Cards c00..c{people-1} with UIDs uid0.., plus ``extra`` files, all dated an hour back
+    (out of the racy window: both runs see plain stamps)."""
     folder = tmp_path / "cards"
     folder.mkdir()
-    for i in range(10):
+    for i in range(people):
         (folder / f"c{i:02}.vcf").write_text(card(f"Person {i}", f"uid{i}",
                                                   emails=[f"p{i}@x.com"]))
-    (folder / "c03b.vcf").write_text(card("Person 3 again", "uid3"))  # right after c03
-    (folder / "c05.vcf").write_text("BEGIN:VCARD\nVERSION:3.0\nFN:Broken\n")  # no END
-    for f in folder.iterdir():  # out of the racy window: both runs see plain stamps
+    for name, text in extra.items():
+        (folder / name).write_text(text)
+    for f in folder.iterdir():
         os.utime(f, (time.time() - 3600, time.time() - 3600))
+    return folder
+
+
+def _folder_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: Path, batch: int,
+                      make: Any, *, again: bool) -> dict[str, Any]:
+    """Sync the folder into two empty hubs, one per path; both must leave the same counts
+    and state (and, with ``again``, find nothing to do on a second sync). Returns the state."""
     link = LinkConfig(name="cards", connector="vdir", batch_size=batch,
                       options={"path": str(folder)}, entities={"contact": EntityConfig()})
     results = {}
     for fresh in (True, False):
         hub = Hub(f"sqlite:///{tmp_path / f'hub-{fresh}.db'}")
-        conn = _StreamedVdir(VdirOptions(path=str(folder)), link="cards")
+        conn = make(VdirOptions(path=str(folder)), link="cards")
         r, taken = _run(monkeypatch, fresh, hub, link, conn)
         assert r.status == "ok", r.message
         assert (taken > 0) == fresh
+        if again:
+            second, _ = _run(monkeypatch, fresh, hub, link, conn)
+            assert second.status == "ok" and not _counts(second), _counts(second)
         results[fresh] = (_counts(r), _state(hub, "cards", ["contact"]))
     assert results[True][0] == results[False][0]
     for key in results[True][1]:
         assert results[True][1][key] == results[False][1][key], key
-    state = results[True][1]
+    return results[True][1]
+
+
+BROKEN = "BEGIN:VCARD\nVERSION:3.0\nFN:Broken\n"  # no END
+
+
+@pytest.mark.parametrize("batch", [3, 100])
+def test_a_folder_with_a_duplicate_uid_and_a_bad_card_migrates_alike(
+        tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _folder(tmp_path, 10, {"c03b.vcf": card("Person 3 again", "uid3"),  # after c03
+                                    "c05.vcf": BROKEN})
+    state = _folder_both_ways(tmp_path, monkeypatch, folder, batch, _StreamedVdir, again=False)
     assert set(state["contact"]["records"]) == {f"uid{i}" for i in range(10) if i != 5}
     assert state["contact"]["records"]["uid3"][0]["name"] == "Person 3"  # the first kept
     errors = {q[2]: q[3] for q in state["quarantine"]}
@@ -172,35 +193,14 @@ def test_a_folder_with_a_duplicate_uid_and_a_bad_card_migrates_alike(
 def test_a_first_listing_of_a_folder_syncs_alike_on_both_paths(
         tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """A spoke that cannot stream (a plain vdir folder) takes the fresh path on its first
-    sync into an empty hub too; a second sync of each finds nothing to do, and an edit made
-    after it syncs the same way on both."""
-    folder = tmp_path / "cards"
-    folder.mkdir()
-    for i in range(9):
-        (folder / f"c{i:02}.vcf").write_text(card(f"Person {i}", f"uid{i}",
-                                                  emails=[f"p{i}@x.com"]))
-    (folder / "c03b.vcf").write_text(card("Person 3 again", "uid3"))
-    (folder / "c05.vcf").write_text("BEGIN:VCARD\nVERSION:3.0\nFN:Broken\n")  # no END
-    (folder / "nouid.vcf").write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Uid\r\nEND:VCARD\r\n")
-    for f in folder.iterdir():  # out of the racy window: both runs see plain stamps
-        os.utime(f, (time.time() - 3600, time.time() - 3600))
-    link = LinkConfig(name="cards", connector="vdir", batch_size=batch,
-                      options={"path": str(folder)}, entities={"contact": EntityConfig()})
-    results = {}
-    for fresh in (True, False):
-        hub = Hub(f"sqlite:///{tmp_path / f'hub-{fresh}.db'}")
-        conn = VdirConnector(VdirOptions(path=str(folder)), link="cards")
-        assert conn.streamed_migration() is None
-        r, taken = _run(monkeypatch, fresh, hub, link, conn)
-        assert r.status == "ok", r.message
-        assert (taken > 0) == fresh
-        again, _ = _run(monkeypatch, fresh, hub, link, conn)
-        assert again.status == "ok" and not _counts(again), _counts(again)
-        results[fresh] = (_counts(r), _state(hub, "cards", ["contact"]))
-    assert results[True][0] == results[False][0]
-    for key in results[True][1]:
-        assert results[True][1][key] == results[False][1][key], key
-    state = results[True][1]
+    sync into an empty hub too, with the same outcome; a second sync of each finds nothing
+    to do. Two files sharing a UID in different chunks (batch 2) quarantine one of them on
+    both paths."""
+    folder = _folder(tmp_path, 9, {
+        "c03b.vcf": card("Person 3 again", "uid3"), "c05.vcf": BROKEN,
+        "nouid.vcf": "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Uid\r\nEND:VCARD\r\n"})
+    assert VdirConnector(VdirOptions(path=str(folder)), link="cards").streamed_migration() is None
+    state = _folder_both_ways(tmp_path, monkeypatch, folder, batch, VdirConnector, again=True)
     assert {k for k in state["contact"]["records"] if k.startswith("uid")} == {
         f"uid{i}" for i in range(9) if i != 5}
     assert "contact:nouid.vcf" in state["contact"]["records"]
