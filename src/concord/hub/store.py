@@ -220,11 +220,12 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         return int(last) - n + 1
 
     def write(self, conn: Connection, writes: Sequence[RecordWrite], by: str = "", *,
-              validated: bool = False) -> list[Record]:
+              validated: bool = False, returning: bool = True) -> list[Record]:
         """Write records (upsert) and tombstones in the caller's transaction. Each record's
         fields are checked against its entity's model (``model.ModelError`` names the field);
         ``validated`` says the caller has done so already (the engine normalizes everything it
-        reads from a spoke)."""
+        reads from a spoke). The records as written are returned unless ``returning`` is off
+        (a batch commit, which has no use for them)."""
         if not writes:
             return []
         if not validated:
@@ -247,7 +248,8 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                 w.data = canonical(w.fields, w.refs)
                 w.hash = hash_text(w.data)
             rows.append((tenant, w.entity, w.id, first + i, w.hash, False, w.data, now, by))
-            out.append(Record(w.entity, w.id, w.fields, w.refs, False, first + i, now))
+            if returning:
+                out.append(Record(w.entity, w.id, w.fields, w.refs, False, first + i, now))
         upsert_rows(conn, s.records, _RECORD_COLS, rows, ("tenant", "entity", "id"))
         if tombstones:
             seq_of = {(w.entity, w.id): first + i for i, w in enumerate(writes) if w.deleted}
@@ -259,7 +261,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                 [{"b_entity": w.entity, "rid": w.id, "nseq": seq_of[(w.entity, w.id)]}
                  for w in tombstones],
             )
-            for w in tombstones:
+            for w in tombstones if returning else ():
                 out.append(Record(w.entity, w.id, w.fields, w.refs, True, seq_of[(w.entity, w.id)], now))
         return out
 
@@ -562,7 +564,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             forget = [i for i in batch.forget if keep(i)]
             left_out = [(i, q) for i, q in batch.left_out if keep(i)]
             conflicts = [c for c in batch.conflicts if keep(c.hub_id)]
-            self.write(conn, writes, by=batch.by, validated=True)
+            self.write(conn, writes, by=batch.by, validated=True, returning=False)
             # each archive row notes the whole hub record's hash as of this commit, so the
             # record is pending for this link again only when the hub changes it
             written = {w.id: w.hash for w in writes if not w.deleted}
