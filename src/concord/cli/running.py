@@ -83,7 +83,7 @@ class RunProgress:
         self._whole()
 
     def rate_eta(self, done: int, total: int, elapsed: float) -> tuple[str, str]:
-        """('1,234 rec/s', 'about 0:01:05 left'), or blanks while too little has run."""
+        """('1,234 rec/s', '~0:01:05 left'), or blanks while too little has run."""
         if elapsed < self.SETTLE_SECONDS or done < self.SETTLE_RECORDS:
             return "", ""
         rate = done / elapsed

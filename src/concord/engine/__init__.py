@@ -90,14 +90,15 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
     held: list[str] = []
     planned: dict[str, dict[str, str]] = {}  # a dry run's would-be links, parents first
 
-    journalled = [0.0]  # when the run's progress was last written to the journal
+    journalled = 0.0  # when the run's progress was last written to the journal
 
     def report(entity: str, done: int, total: int) -> None:
         # the journal (read by the API and the dashboard) twice a second at most, and at
         # the end of each entity type, not one write transaction per chunk
+        nonlocal journalled
         now = time.monotonic()
-        if run_id is not None and (now - journalled[0] >= 0.5 or done >= total):
-            journalled[0] = now
+        if run_id is not None and (now - journalled >= 0.5 or done >= total):
+            journalled = now
             hub.update_run(run_id, progress_done=done, progress_total=total)
         if progress is not None:
             progress(entity, done, total)

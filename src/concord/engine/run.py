@@ -412,7 +412,9 @@ class EntitySync:
             self.link.name, self.entity, hub_ids=idents)} if idents else {}
         intents = self.hub.intents_for(self.link.name, self.entity, ids) if self.has_intents else {}
         cases: list[Case] = []
-        claimed = {by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref}
+        # hub id (a UID) -> the spoke ref holding it, in this run (a migration: this chunk)
+        claimed = self._claimed
+        claimed.update({by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref})
         for it, content in mapped:
             arch = by_ref.get(it.ref)
             if content is None:  # not synced over this link (value map / filter)
@@ -448,7 +450,7 @@ class EntitySync:
             # the UID is linked to another ref already, or claimed by another new item of
             # this chunk (two files with one UID): the later one is quarantined
             other = (linked_elsewhere[ident].spoke_ref if ident in linked_elsewhere
-                     else claimed.get(ident) or self._claimed.get(ident)) if ident else None
+                     else claimed.get(ident)) if ident else None
             if other is not None and other != it.ref:
                 msg = (f"{it.ref}: UID {ident} is already used by {other} at this spoke "
                        "(fix: give one of them a new UID, or remove the duplicate)")
@@ -471,7 +473,6 @@ class EntitySync:
                            direction=self.cfg.direction, authority=self.cfg.authority)
                 cases.append(Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
-        self._claimed.update(claimed)  # a later chunk's item with one of these UIDs is a duplicate
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
 

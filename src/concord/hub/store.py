@@ -397,35 +397,34 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         with self.engine.connect() as cn:
             return run(cn)
 
-    def archive_select(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
-                       spoke_refs: Iterable[str] = ()) -> list[ArchiveRow]:
+    def _archive_named(self, link: str, entity: str, cols: Sequence[Any], hub_ids: Iterable[str],
+                       spoke_refs: Iterable[str]) -> list[Any]:
+        """``cols`` of the link-state rows named by hub id or spoke ref, 500 keys a query."""
         c = s.archive.c
-        out: list[ArchiveRow] = []
+        out: list[Any] = []
         with self.engine.connect() as conn:
             for col, keys in ((c.hub_id, list(hub_ids)), (c.spoke_ref, list(spoke_refs))):
                 for i in range(0, len(keys), 500):
-                    q = select(c.hub_id, c.spoke_ref, c.spoke_version, c.hash, c.base, c.hub_hash).where(
+                    out.extend(conn.execute(select(*cols).where(
                         c.tenant == self.tenant, c.link == link, c.entity == entity,
-                        col.in_(keys[i:i + 500]))
-                    out.extend(ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base,
-                                       r.hub_hash)
-                               for r in conn.execute(q))
+                        col.in_(keys[i:i + 500]))))
         return out
+
+    def archive_select(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
+                       spoke_refs: Iterable[str] = ()) -> list[ArchiveRow]:
+        c = s.archive.c
+        return [ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base, r.hub_hash)
+                for r in self._archive_named(link, entity, (c.hub_id, c.spoke_ref, c.spoke_version,
+                                                            c.hash, c.base, c.hub_hash),
+                                             hub_ids, spoke_refs)]
 
     def linked_ids(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
                    spoke_refs: Iterable[str] = ()) -> list[tuple[str, str]]:
         """(hub id, spoke ref) of the linked records named: reference translation needs no
         more than that, and the base each link-state row holds is the bulk of its bytes."""
         c = s.archive.c
-        out: list[tuple[str, str]] = []
-        with self.engine.connect() as conn:
-            for col, keys in ((c.hub_id, list(hub_ids)), (c.spoke_ref, list(spoke_refs))):
-                for i in range(0, len(keys), 500):
-                    q = select(c.hub_id, c.spoke_ref).where(
-                        c.tenant == self.tenant, c.link == link, c.entity == entity,
-                        col.in_(keys[i:i + 500]))
-                    out.extend((r[0], r[1]) for r in conn.execute(q))
-        return out
+        return [(r[0], r[1]) for r in self._archive_named(link, entity, (c.hub_id, c.spoke_ref),
+                                                          hub_ids, spoke_refs)]
 
     def archive_count(self, link: str, entity: str) -> int:
         c = s.archive.c
