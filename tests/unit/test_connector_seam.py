@@ -65,6 +65,20 @@ def test_a_flag_without_its_mixin_is_refused_and_a_mixin_sets_its_flag() -> None
     assert issubclass(SQLConnector, ChangeCapture) and issubclass(SQLConnector, ActivationHooks)
 
 
+def test_a_subclass_that_only_adds_a_mixin_gets_its_flag(tmp_path: Path) -> None:
+    """It declares no capabilities of its own: the inherited ones are taken again with the
+    flags its bases now imply (they stayed the base's, so the engine never streamed it)."""
+    class Streams(VdirConnector, StreamedMigration):
+        def scan(self, entity: str, after: str | None = None, batch: int = 2000):  # type: ignore[no-untyped-def]
+            yield []
+
+    assert Streams.capabilities.streamed
+    assert Streams.capabilities.entities == VdirConnector.capabilities.entities
+    assert not VdirConnector.capabilities.streamed
+    conn = Streams(VdirOptions(path=str(tmp_path)), link="s")
+    assert conn.streamed_migration() is conn
+
+
 class _ReadOnlyVdir(VdirConnector):
     capabilities = Capabilities(entities=("contact",), read_only=True)
 

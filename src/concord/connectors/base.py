@@ -208,7 +208,9 @@ class Connector(ABC):
                 raise TypeError(f"connector {cls.__qualname__} defines {meth}() but does not "
                                 f"declare the capability: add {mixin} to its bases "
                                 "(concord.connectors.base)")
-        caps = cls.__dict__.get("capabilities")
+        # a subclass that declares no capabilities of its own inherits its base's, with the
+        # derived flags taken again from its own bases (a mixin it adds counts)
+        caps = cls.__dict__.get("capabilities", getattr(cls, "capabilities", None))
         if caps is None:
             return
         if not isinstance(caps, Capabilities):
