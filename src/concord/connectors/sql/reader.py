@@ -15,7 +15,14 @@ from sqlalchemy.engine import Connection
 from concord.connectors.base import Item, ItemError
 from concord.connectors.sql.capture import IDS
 from concord.connectors.sql.options import CUSTOM_PREFIX
-from concord.connectors.sql.rows import BadValue, Kind, check_email, to_field, version_of
+from concord.connectors.sql.rows import (
+    BadValue,
+    Kind,
+    check_email,
+    sorted_version,
+    to_field,
+    version_of,
+)
 from concord.connectors.sql.schema import Resolved
 
 
@@ -51,10 +58,14 @@ class Reader:
         emails = set(spec.emails)
         # per mapped column, worked out once: (field, position, kind, column, is an e-mail,
         # the Python type taken as it is, the length a text may have)
+        # (in field-name order, as the references' plan: a row's fields and references come
+        # out sorted, as its version wants them)
         self.plan: list[tuple[str, int, Kind, str, bool, Any, int | None]] = [
             (fname, self.idx[col], kind, col, fname in emails, _AS_IS.get(kind.name),
              kind.length if kind.name == "text" else None)
-            for fname, (col, kind) in res.cols.items()]
+            for fname, (col, kind) in sorted(res.cols.items())]
+        self.ref_plan = [(fname, self.idx[rc.column], rc, self.parent_idx.get(fname),
+                          _AS_IS.get(rc.kind.name)) for fname, rc in sorted(res.refs.items())]
 
     # -- queries -------------------------------------------------------------------
     def by_keys(self, conn: Connection, keys: Sequence[Any], *, lock: bool = False) -> list[Item | ItemError]:
@@ -89,11 +100,12 @@ class Reader:
         idents = self._idents(conn, keys)
         wm_i = self.idx.get(res.spec.watermark) if res.spec.watermark else None
         plan = self.plan
-        ref_plan = [(fname, self.idx[rc.column], rc, self.parent_idx.get(fname),
-                     _AS_IS.get(rc.kind.name)) for fname, rc in res.refs.items()]
+        ref_plan = self.ref_plan
         custom_length = res.custom_length
         list_items = list(lists.items())
         stamp_versions = self.watermark_versions and wm_i is not None
+        # custom fields and lists are added after the plan's fields: then sort again
+        resort = bool(custom or list_items)
         out: list[Item | ItemError] = []
         for row in rows:
             ref = str(row[ki])
@@ -137,7 +149,8 @@ class Reader:
                                           f"{exc.problem} (fix: {exc.fix})",
                                      payload=repr(tuple(row))))
                 continue
-            version = str(row[wm_i]) if stamp_versions else version_of(fields, refs)
+            version = (str(row[wm_i]) if stamp_versions else version_of(fields, refs) if resort
+                       else sorted_version(fields, refs))
             out.append(Item(ref, version, fields, refs, ident=idents.get(ref), modified=modified))
         return out
 
