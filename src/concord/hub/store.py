@@ -397,33 +397,42 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         with self.engine.connect() as cn:
             return run(cn)
 
-    def _archive_named(self, link: str, entity: str, cols: Sequence[Any], hub_ids: Iterable[str],
+    def _archive_named(self, link: str, entity: str, cols: Sequence[str], hub_ids: Iterable[str],
                        spoke_refs: Iterable[str]) -> list[Any]:
-        """``cols`` of the link-state rows named by hub id or spoke ref, 500 keys a query."""
+        """``cols`` of the link-state rows named by hub id or spoke ref, 500 keys a query (a
+        reference look-up runs this for every chunk, so on SQLite and PostgreSQL the text is
+        built once and goes to the driver as it is)."""
         c = s.archive.c
         out: list[Any] = []
         with self.engine.connect() as conn:
-            for col, keys in ((c.hub_id, list(hub_ids)), (c.spoke_ref, list(spoke_refs))):
+            raw = conn.dialect.name in ("sqlite", "postgresql")
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            for key, keys in (("hub_id", list(hub_ids)), ("spoke_ref", list(spoke_refs))):
                 for i in range(0, len(keys), 500):
-                    out.extend(conn.execute(select(*cols).where(
-                        c.tenant == self.tenant, c.link == link, c.entity == entity,
-                        col.in_(keys[i:i + 500]))))
+                    part = keys[i:i + 500]
+                    if raw:
+                        out.extend(conn.exec_driver_sql(
+                            f"SELECT {', '.join(cols)} FROM archive WHERE tenant = {mark} AND "
+                            f"link = {mark} AND entity = {mark} AND {key} IN "
+                            f"({', '.join([mark] * len(part))})",
+                            (self.tenant, link, entity, *part)))
+                    else:
+                        out.extend(conn.execute(select(*(c[n] for n in cols)).where(
+                            c.tenant == self.tenant, c.link == link, c.entity == entity,
+                            c[key].in_(part))))
         return out
 
     def archive_select(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
                        spoke_refs: Iterable[str] = ()) -> list[ArchiveRow]:
-        c = s.archive.c
-        return [ArchiveRow(r.hub_id, r.spoke_ref, r.spoke_version, r.hash, r.base, r.hub_hash)
-                for r in self._archive_named(link, entity, (c.hub_id, c.spoke_ref, c.spoke_version,
-                                                            c.hash, c.base, c.hub_hash),
-                                             hub_ids, spoke_refs)]
+        return [ArchiveRow(*r) for r in self._archive_named(
+            link, entity, ("hub_id", "spoke_ref", "spoke_version", "hash", "base", "hub_hash"),
+            hub_ids, spoke_refs)]
 
     def linked_ids(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
                    spoke_refs: Iterable[str] = ()) -> list[tuple[str, str]]:
         """(hub id, spoke ref) of the linked records named: reference translation needs no
         more than that, and the base each link-state row holds is the bulk of its bytes."""
-        c = s.archive.c
-        return [(r[0], r[1]) for r in self._archive_named(link, entity, (c.hub_id, c.spoke_ref),
+        return [(r[0], r[1]) for r in self._archive_named(link, entity, ("hub_id", "spoke_ref"),
                                                           hub_ids, spoke_refs)]
 
     def archive_count(self, link: str, entity: str) -> int:

@@ -189,6 +189,11 @@ class Reader:
         if not self.has_ids:
             return {}
         ids = _raw(IDS, "entity", "ident", "row_key")
+        # most practice databases hold no row Concord created (a first migration never
+        # does): one index probe spares the look-up of every key of the batch
+        if conn.execute(sa.select(sa.literal(1)).select_from(ids).where(
+                ids.c.entity == self.res.entity).limit(1)).first() is None:
+            return {}
         q = sa.select(ids.c.row_key, ids.c.ident).where(
             ids.c.entity == self.res.entity, ids.c.row_key.in_([str(k) for k in keys]))
         return {r: i for r, i in conn.execute(q)}
