@@ -79,7 +79,7 @@ def canonical(fields: Fields, refs: Refs | None = None) -> str:
         fields = {k: v for k, v in fields.items() if v is not None}
     doc: dict[str, Any] = {"f": fields}
     if refs:
-        r = {k: v for k, v in refs.items() if v is not None}
+        r = refs if None not in refs.values() else {k: v for k, v in refs.items() if v is not None}
         if r:
             doc["r"] = r
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,

@@ -194,10 +194,7 @@ class Lens:
             v = spoke.get(sf)
             if v is None or v == "":
                 return None
-            one: dict[str, Any] = {key: v if type(v) is str else str(v)}
-            if types:
-                one["types"] = list(types)
-            return one if self.is_object else [one]
+            return _one(v, key, types, self.is_object)
         elems: list[Any] = []
         if self.whole:
             r = self.rules[0]
@@ -319,6 +316,13 @@ class Mapping:
         self._identity: frozenset[str] | None = (
             frozenset(self.fields) if self.fields is not None and not self.lenses
             and all(h == s for h, s in self.fields.items()) else None)
+        # what ``to_hub`` walks for every item, worked out once: the plain fields as pairs,
+        # the one-field lenses (an ``email`` column as ``emails[0].address``) read inline as
+        # (hub field, spoke field, key, types, one object or a list), and the other lenses
+        self._pairs = tuple(self.fields.items()) if self.fields is not None else ()
+        self._singles = tuple((hub, *lens.single, lens.is_object)
+                              for hub, lens in self.lenses.items() if lens.single is not None)
+        self._walked = tuple((hub, lens) for hub, lens in self.lenses.items() if lens.single is None)
 
     # -- hub side --------------------------------------------------------------------
     def project(self, fields: Fields, refs: dict[str, Any]) -> tuple[Fields, dict[str, Any]]:
@@ -383,11 +387,16 @@ class Mapping:
             out = {k: v for k, v in spoke_fields.items() if v is not None and k in names}
         else:
             out = {}
-            for hf, sf in self.fields.items():
-                v = spoke_fields.get(sf)
+            get = spoke_fields.get
+            for hf, sf in self._pairs:
+                v = get(sf)
                 if v is not None:
                     out[hf] = v
-            for hub, lens in self.lenses.items():
+            for hub, sf, key, types, is_object in self._singles:  # Lens.view, inline
+                v = get(sf)
+                if v is not None and v != "":
+                    out[hub] = _one(v, key, types, is_object)
+            for hub, lens in self._walked:
                 v = lens.view(spoke_fields)
                 if v is not None:
                     out[hub] = v
@@ -434,6 +443,15 @@ class Mapping:
             if v is not None:
                 out[sf] = table[str(v)]
         return out
+
+
+def _one(v: Any, key: str, types: list[str], is_object: bool) -> Any:
+    """The hub value of a one-field lens (``Lens.single``) for a spoke value that is not
+    empty."""
+    one: dict[str, Any] = {key: v if type(v) is str else str(v)}
+    if types:
+        one["types"] = list(types)
+    return one if is_object else [one]
 
 
 def _allowed(value: Any, allowed: set[str]) -> bool:

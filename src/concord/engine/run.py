@@ -523,7 +523,7 @@ class EntitySync:
                 fields = {k: v for k, v in fields.items() if v is not None}
             text = canonical(fields, refs)
             h = hash_text(text)
-            records.append(RecordWrite(entity, hub_id, fields, dict(refs), data=text, hash=h))
+            records.append(RecordWrite(entity, hub_id, fields, refs, data=text, hash=h))
             archive.append(ArchiveRow(hub_id, it.ref, it.version, h, text, None))
             if room > 0:
                 plan.append(PlanLine(label, hub_id, it.ref))

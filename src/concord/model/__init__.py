@@ -180,6 +180,11 @@ def _validator(entity: str) -> Any:
     return TypeAdapter(_typed_dict(MODELS[entity], top=True)).validator
 
 
+@cache
+def _names(entity: str) -> frozenset[str]:
+    return frozenset(MODELS[entity].model_fields)
+
+
 def compact(value: dict[str, Any]) -> dict[str, Any]:
     """``value`` with empty parts (None, [], {}) left out, recursively. On the hot path (every
     record read from a spoke), so it dispatches on exact types."""
@@ -226,6 +231,13 @@ def normalize(entity: str, fields: dict[str, Any], *, record: str | None = None,
     """``fields`` validated against ``entity``'s model, in stored form; ModelError if not.
     ``compacted``: the values hold no empty parts already (codec output), so only the top
     level is cleaned (the full walk costs as much as the validation)."""
+    if compacted and all(fields.values()) and fields.keys() <= _names(entity):
+        # the common case, told by whole-dict checks: model fields only, none empty
+        try:
+            _validator(entity).validate_python(fields, strict=True)
+            return fields
+        except ValidationError:
+            pass  # the full walk below names every problem
     named: dict[str, Any] = {}
     custom: dict[str, Any] | None = None
     problems: list[tuple[str, str]] = []
