@@ -81,6 +81,7 @@ class RunProgress:
         rate, eta = self.rate_eta(done, total, now - self.began)
         self.bar.update(self.rows[entity], completed=done, total=total or None, rate=rate, eta=eta)
         self._whole()
+        self.bar.refresh()
 
     def rate_eta(self, done: int, total: int, elapsed: float) -> tuple[str, str]:
         """('1,234 rec/s', '~0:01:05 left'), or blanks while too little has run."""
@@ -116,7 +117,10 @@ def run_one(hub: Hub, link: LinkConfig, *, entities: list[str] | None = None, dr
             connector: Any = None) -> RunResult:
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
-                        console=console, transient=True, disable=not show_progress)
+                        console=console, transient=True, disable=not show_progress,
+                        # drawn by the run's own progress calls: no refresh thread, so a large
+                        # migration may fork its preparing process (engine/aside.py)
+                        auto_refresh=False)
     wanted = sorted((e for e in link.entities if entities is None or e in entities),
                     key=lambda e: ENTITY_ORDER.get(e, len(ENTITY_ORDER)))
     on_progress = RunProgress(link.name, wanted, progress)

@@ -113,7 +113,7 @@ def sync_link(hub: Hub, link: LinkConfig, connector: Connector | None = None, *,
             with hub.lock(f"sync:{name}:{entity}"):
                 es = EntitySync(hub, link, conn, entity, dry_run=dry_run,
                                 confirm_deletes=confirm_deletes, progress=report, run_id=run_id,
-                                planned=planned)
+                                planned=planned, own_connector=own and bound is None)
                 result.entities[entity] = er = es.run()
                 if bound is not None and not dry_run and not er.held:
                     er.counts.update(bound.after_sync(hub, entity))

@@ -24,6 +24,7 @@ from concord.connectors.base import (
     StreamedMigration,
     WriteResult,
 )
+from concord.engine import aside
 from concord.engine.apply import Case, hub_batch, spoke_writes
 from concord.engine.decide import (
     Content,
@@ -52,6 +53,13 @@ from concord.records import (
 )
 
 Progress = Callable[[str, int, int], None]
+#: a quarantine row: (side, ref, error, payload)
+Bad = tuple[str, str, str, str | None]
+#: a record of a fresh chunk: (hub id, spoke ref, spoke version, canonical text, hash,
+#: whether the hub id is the item's UID)
+FreshRow = tuple[str, str, str, str, str, bool]
+_NO_FIELDS: dict[str, Any] = {}
+_NO_REFS: dict[str, str | None] = {}
 
 
 @dataclass(slots=True)
@@ -80,12 +88,19 @@ class EntitySync:
     #: a first migration into a hub holding nothing of the entity takes the fresh path
     #: (``_create_fresh``); tests turn it off to compare it with the general path
     FRESH_PATH = True
+    #: a large first migration is prepared in a second process (engine/aside.py); tests
+    #: turn it off to compare it with one process
+    ASIDE = True
 
     def __init__(self, hub: Hub, link: LinkConfig, connector: Connector, entity: str, *,
                  dry_run: bool = False, confirm_deletes: bool = False,
                  progress: Progress | None = None, run_id: int | None = None,
-                 planned: dict[str, dict[str, str]] | None = None) -> None:
+                 planned: dict[str, dict[str, str]] | None = None,
+                 own_connector: bool = False) -> None:
         self.hub, self.link, self.conn, self.entity = hub, link, connector, entity
+        #: the connector was made from the link's configuration (not handed in): another
+        #: process can make its twin (engine/aside.py)
+        self.own_connector = own_connector
         self.cfg = link.entities[entity]
         self.map = Mapping(self.cfg, connector.fields(entity), connector.ref_fields(entity),
                            entity=entity, spoke_shapes=connector.field_shapes(entity),
@@ -294,16 +309,26 @@ class EntitySync:
         # Each chunk commits before the next is read. (Committing on a background thread
         # while the next chunk is built was measured slower: the two threads share the GIL
         # and the handover cost more CPU than the overlap won.)
-        for batch in streamed.scan(entity, progress["after"], self.batch):
-            if not batch:
-                continue
-            progress = {**progress, "after": batch[-1].ref, "done": self.done + len(batch)}
-            self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
-            # bounded memory: a scan yields each row once, so nothing of this batch is
-            # needed again (children look their parents up in the archive)
-            self.handled.clear()
-            self._claimed.clear()
-            self.refs.forget(entity)
+        if self.ASIDE and self._fresh() and aside.usable(self):
+            # a large first migration: a second process prepares the chunks (engine/aside.py)
+            with aside.Aside(self, progress["after"]) as prepared:
+                for last, n, rows, not_synced, bad, errors in prepared:
+                    progress = {**progress, "after": last, "done": self.done + n}
+                    self.result.errors.extend(errors)
+                    self._commit_fresh(rows, not_synced, bad,
+                                       Checkpoint(cp.hub_seq, None, progress))
+                    self.handled.clear()
+        else:
+            for batch in streamed.scan(entity, progress["after"], self.batch):
+                if not batch:
+                    continue
+                progress = {**progress, "after": batch[-1].ref, "done": self.done + len(batch)}
+                self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
+                # bounded memory: a scan yields each row once, so nothing of this batch is
+                # needed again (children look their parents up in the archive)
+                self.handled.clear()
+                self._claimed.clear()
+                self.refs.forget(entity)
         start = progress.get("start_seq")
         written = self._mig_written
 
@@ -375,10 +400,18 @@ class EntitySync:
         # listing reports it as deleted
         return list(self.conn.get(self.entity, refs))
 
-    def _spoke_items(self, got: list[Item | ItemError], by_ref: dict[str, ArchiveRow],
-                     listed: dict[str, str], checkpoint: Checkpoint | None = None) -> None:
+    def _fresh(self) -> bool:
+        """Does a spoke chunk of this run take the direct first-sync path (_create_fresh)?"""
+        return (self.FRESH_PATH and not self.dry_run and not self.hub_has_entity
+                and not self.has_intents and self.cfg.direction != "push")
+
+    def _map_chunk(self, got: list[Item | ItemError]
+                   ) -> tuple[list[tuple[Item, Content | None]], list[Bad]]:
+        """A chunk of spoke items in hub space (None: not synced over this link), with its
+        references translated in one query per target; what cannot be read or mapped is
+        returned as quarantine rows."""
         items: list[Item] = []
-        bad: list[tuple[str, str, str, str | None]] = []
+        bad: list[Bad] = []
         for g in got:
             if isinstance(g, ItemError):
                 bad.append(("spoke", g.ref, g.error, g.payload))
@@ -400,8 +433,12 @@ class EntitySync:
             except (RefMissing, ModelError) as exc:
                 bad.append(("spoke", it.ref, str(exc), None))
                 self.result.errors.append(str(exc))
-        if (self.FRESH_PATH and not by_ref and not self.dry_run and not self.hub_has_entity
-                and not self.has_intents and self.cfg.direction != "push"):
+        return mapped, bad
+
+    def _spoke_items(self, got: list[Item | ItemError], by_ref: dict[str, ArchiveRow],
+                     listed: dict[str, str], checkpoint: Checkpoint | None = None) -> None:
+        mapped, bad = self._map_chunk(got)
+        if not by_ref and self._fresh():
             self._create_fresh(mapped, bad, checkpoint)
             return
         idents = [it.ident for it, _ in mapped
@@ -476,36 +513,38 @@ class EntitySync:
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
 
-    def _create_fresh(self, mapped: list[tuple[Item, Content | None]],
-                      bad: list[tuple[str, str, str, str | None]],
+    def _create_fresh(self, mapped: list[tuple[Item, Content | None]], bad: list[Bad],
                       checkpoint: Checkpoint | None) -> None:
         """A chunk of a first sync (a streamed migration, or the first listing of a spoke
         that cannot stream) into a hub that held nothing of this entity when the run began
         (and has no intents: no spoke write of ours can be pending): every item is a
         create in the hub, so the decision table's answer is known without planning a
-        case per record. Each record's canonical text and hash are taken once and serve as
-        its hub content and its link-state base. An item whose UID names a hub id keeps it
-        (checked at commit: a record someone else wrote under that id meanwhile is left
-        for the next run); two new items with one UID quarantine the later (within a chunk
-        of a migration, which forgets each chunk to keep its memory flat; within the run
-        otherwise).
-        The result is the general path's (tests/integration/test_fresh_migration.py)."""
-        entity, label = self.entity, "create in hub"
-        batch = Batch(self.link.name, entity, f"link:{self.link.name}", quarantine=bad,
-                      selection=self.selection, has_exclusions=self.has_exclusions,
-                      has_quarantine=self.has_quarantine, checkpoint=checkpoint,
-                      versions=self._versions)
-        records, archive, expected = batch.records, batch.archive, batch.expected
+        case per record. The result is the general path's
+        (tests/integration/test_fresh_migration.py)."""
+        rows, not_synced = self._fresh_rows(mapped, bad)
+        self._commit_fresh(rows, not_synced, bad, checkpoint)
+
+    def _fresh_rows(self, mapped: list[tuple[Item, Content | None]], bad: list[Bad]
+                    ) -> tuple[list[FreshRow], int]:
+        """The hub records of a fresh chunk, and how many items the link does not carry.
+        Each record's canonical text and hash are taken once and serve as its hub content
+        and its link-state base. An item whose UID names a hub id keeps it (checked at
+        commit: a record someone else wrote under that id meanwhile is left for the next
+        run); two new items with one UID quarantine the later (within a chunk of a
+        migration, which forgets each chunk to keep its memory flat; within the run
+        otherwise). Pure work on the chunk: a migration may run it in another process
+        (engine/aside.py)."""
         claimed = self._claimed
-        plan = self.result.plan
-        room = self.PLAN_LINES_KEPT - len(plan)
+        rows: list[FreshRow] = []
         not_synced = 0
         for it, content in mapped:
             if content is None:  # not synced over this link (value map / filter)
                 not_synced += 1
                 continue
             ident = it.ident
-            if ident and usable_id(ident):
+            by_uid = bool(ident) and usable_id(ident or "")
+            if by_uid:
+                assert ident is not None
                 other = claimed.get(ident)
                 if other is not None:
                     msg = (f"{it.ref}: UID {ident} is already used by {other} at this spoke "
@@ -514,27 +553,40 @@ class EntitySync:
                     self.result.errors.append(msg)
                     continue
                 hub_id = ident
-                expected[hub_id] = None  # must still not exist when the batch commits
             else:
                 hub_id = new_id()
             claimed[hub_id] = it.ref
             fields, refs = content
-            if None in fields.values():
-                fields = {k: v for k, v in fields.items() if v is not None}
             text = canonical(fields, refs)
-            h = hash_text(text)
-            records.append(RecordWrite(entity, hub_id, fields, refs, data=text, hash=h))
-            archive.append(ArchiveRow(hub_id, it.ref, it.version, h, text, None))
-            if room > 0:
-                plan.append(PlanLine(label, hub_id, it.ref))
-                room -= 1
+            rows.append((hub_id, it.ref, it.version, text, hash_text(text), by_uid))
+        return rows, not_synced
+
+    def _commit_fresh(self, rows: list[FreshRow], not_synced: int, bad: list[Bad],
+                      checkpoint: Checkpoint | None) -> None:
+        """Commit a fresh chunk (``_fresh_rows``) with its quarantine and checkpoint."""
+        entity, label = self.entity, "create in hub"
+        batch = Batch(self.link.name, entity, f"link:{self.link.name}", quarantine=bad,
+                      selection=self.selection, has_exclusions=self.has_exclusions,
+                      has_quarantine=self.has_quarantine, checkpoint=checkpoint,
+                      versions=self._versions)
+        records, archive, expected = batch.records, batch.archive, batch.expected
+        for hub_id, ref, version, text, h, by_uid in rows:
+            if by_uid:
+                expected[hub_id] = None  # must still not exist when the batch commits
+            # (the canonical text stands for the fields: a batch commit reads no more)
+            records.append(RecordWrite(entity, hub_id, _NO_FIELDS, _NO_REFS, data=text, hash=h))
+            archive.append(ArchiveRow(hub_id, ref, version, h, text, None))
+        plan = self.result.plan
+        room = self.PLAN_LINES_KEPT - len(plan)
+        if room > 0:
+            plan.extend(PlanLine(label, r[0], r[1]) for r in rows[:room])
         if not_synced:
             self.result.counts["not synced"] += not_synced
         if bad:
             self.has_quarantine = True  # the next chunk's commit releases what it links
-        self.handled.update(r.id for r in records)
+        self.handled.update(r[0] for r in rows)
         self._count(self._commit(batch))
-        self.done += len(records) + len(bad)
+        self.done += len(rows) + len(bad)
         if self.progress is not None:
             self.progress(entity, self.done, max(self.total, self.done))
 

@@ -11,7 +11,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from concord.errors import ConfigError, TerminalError
+from concord import errors
+from concord.errors import ConcordError, ConfigError, TerminalError
 from concord.hub.store import Hub
 
 #: the first wait after a transient failure, doubled per failure up to BACKOFF_MAX (seconds)
@@ -71,3 +72,25 @@ def record_failure(hub: Hub, name: str, exc: BaseException, message: str, *,
     at = time.time() + backoff_delay(failures, first, cap)
     hub.set_link(name, failures=failures, retry_at=at, parked=None)
     return Failure(False, at, failures)
+
+
+def error_parts(exc: BaseException) -> tuple[str, str]:
+    """An error of another process as (class name, message) to send over a pipe: a terminal
+    one (is_terminal) as TerminalError, anything not Concord's own as an internal error."""
+    own = isinstance(exc, ConcordError)
+    name = "TerminalError" if is_terminal(exc) else type(exc).__name__ if own else "Exception"
+    return name, str(exc) if own else f"internal error: {exc!r}"
+
+
+#: the errors whose constructor takes just a message: they come back as themselves
+_SIMPLE: dict[str, type[ConcordError]] = {
+    "LinkLocked": errors.LinkLocked, "LinkUnavailable": errors.LinkUnavailable,
+    "HubError": errors.HubError, "ConfigError": errors.ConfigError,
+    "TransientError": errors.TransientError, "TerminalError": errors.TerminalError,
+    "ConnectorError": errors.ConnectorError}
+
+
+def error_again(name: str, message: str) -> ConcordError:
+    """The error ``error_parts`` sent; one that needs more than a message (RateLimited,
+    PreconditionFailed...) comes back as ConcordError, message intact."""
+    return _SIMPLE.get(name, ConcordError)(message)

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from concord import errors
 from concord.errors import ConcordError
+from concord.link.retry import error_again, error_parts
 
 #: How much lower the sync workers' CPU priority is than the API's.
 NICENESS = 10
@@ -44,8 +44,6 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
     from concord.connectors.base import REGISTRY
     from concord.engine import sync_link
     from concord.hub.store import Hub
-    from concord.link.retry import is_terminal
-
     REGISTRY.update(registry)
     # Background work yields the CPU to the API: people waiting on a page come first.
     with contextlib.suppress(OSError):
@@ -64,12 +62,8 @@ def _serve(conn: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any
             try:
                 r = sync_link(hub, link, entities=entities, trigger=trigger, requested_by=by)
                 conn.send(("ok", r.status, dict(r.counts), r.message))
-            except ConcordError as exc:  # classed here, where the driver's error is at hand
-                conn.send(("raise", "TerminalError" if is_terminal(exc) else type(exc).__name__,
-                           str(exc)))
-            except Exception as exc:
-                conn.send(("raise", "TerminalError" if is_terminal(exc) else "Exception",
-                           f"internal error: {exc!r}"))
+            except Exception as exc:  # classed here, where the driver's error is at hand
+                conn.send(("raise", *error_parts(exc)))
     finally:
         hub.close()
         from concord.connectors import vdir
@@ -116,13 +110,7 @@ class ProcessSync:
                                f"and resumes from the last checkpoint") from exc
         if reply[0] == "ok":
             return WorkerResult(link.name, reply[1], reply[2], reply[3])
-        # Errors whose constructor takes just a message come back as themselves; the few
-        # that need more (RateLimited, PreconditionFailed...) as ConcordError, message intact.
-        simple = {"LinkLocked": errors.LinkLocked, "LinkUnavailable": errors.LinkUnavailable,
-                  "HubError": errors.HubError, "ConfigError": errors.ConfigError,
-                  "TransientError": errors.TransientError, "TerminalError": errors.TerminalError,
-                  "ConnectorError": errors.ConnectorError}
-        raise simple.get(reply[1], ConcordError)(reply[2])
+        raise error_again(reply[1], reply[2])
 
     def close(self, timeout: float = 5.0) -> None:
         with self.lock:

@@ -1,0 +1,204 @@
+"""A large first migration prepared in a second process (engine/aside.py) gives exactly what
+one process gives, on a real SQLite practice database: the same hub records, link state,
+quarantine, errors, counts and checkpoints. An error in the preparing process comes back as
+itself with every chunk before it committed, and the next run resumes there; a run killed
+with SIGKILL leaves no preparing process behind, and the next run finishes the migration.
+
+The size threshold (``ASIDE_FROM``) is lowered so a small database takes the path.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from concord.connectors.base import REGISTRY, Item, ItemError, register
+from concord.connectors.sql import SQLConnector
+from concord.engine import RunResult, aside, sync_link
+from concord.engine.run import EntitySync
+from concord.errors import TransientError
+from concord.hub.store import Hub
+from concord.link.activation import activate
+from tests.integration.sql_helpers import ENTITY_TABLES, db_exec, db_rows, link_config
+from tests.integration.test_fresh_migration import _counts, _state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _practice(tmp_path: Path, clients: int = 60) -> str:
+    from concord.demo.sample import create_sample
+
+    url = f"sqlite:///{tmp_path / 'practice.db'}"
+    create_sample(url, clients_n=clients)
+    db_exec(url, "UPDATE clients SET email = 'not-an-email' WHERE client_id = 3")
+    db_exec(url, "UPDATE jobs SET due_date = '31/02/2024' WHERE job_id = 2")
+    db_exec(url, "UPDATE tasks SET client_id = 999999 WHERE task_id = 6")
+    return url
+
+
+def _sync(monkeypatch: pytest.MonkeyPatch, hub: Hub, link: Any, *, aside_on: bool) -> tuple[RunResult, int]:
+    """One sync with the second process on (for any size) or off; returns the result and
+    how many entity types were prepared aside."""
+    started = 0
+    real = aside.Aside.__init__
+
+    def counting(self: aside.Aside, *a: Any, **kw: Any) -> None:
+        nonlocal started
+        started += 1
+        real(self, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(aside, "ASIDE_FROM", 0)
+        m.setattr(EntitySync, "ASIDE", aside_on)
+        m.setattr(aside.Aside, "__init__", counting)
+        r = sync_link(hub, link)
+    return r, started
+
+
+@pytest.mark.parametrize("batch", [7, 500])
+def test_a_migration_prepared_aside_is_the_one_process_migration(
+        tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _practice(tmp_path)
+    link = link_config(url, batch=batch)
+    results = {}
+    for on in (True, False):
+        hub = Hub(f"sqlite:///{tmp_path / f'hub-{on}.db'}")
+        activate(hub, link, by=link.admin or "")
+        if on:  # rows the practice database knows by a UID of their own (a spoke ident)
+            db_exec(url, "INSERT INTO concord_ids (entity, ident, row_key) VALUES "
+                         "('client', 'client-uid-5', '5'), ('contact', :long, '4'), "
+                         "('job', 'job-uid-9', '9')", long="L" * 90)
+        r, started = _sync(monkeypatch, hub, link, aside_on=on)
+        assert r.status == "ok", r.message
+        assert (started > 0) == on
+        errors = {e: sorted(er.errors) for e, er in r.entities.items()}
+        results[on] = (_counts(r), errors, _state(hub, link.name, list(ENTITY_TABLES)))
+        again, _ = _sync(monkeypatch, hub, link, aside_on=on)
+        assert again.status == "ok" and not _counts(again), _counts(again)
+    assert results[True][0] == results[False][0]
+    assert results[True][1] == results[False][1]
+    for key in results[True][2]:
+        assert results[True][2][key] == results[False][2][key], key
+    state = results[True][2]
+    assert "client-uid-5" in state["client"]["records"]
+    assert any(q[2] == "3" for q in state["quarantine"])  # the bad e-mail, quarantined
+    assert any("not-an-email" in e for e in results[True][1]["client"])
+
+
+class FailingSQL(SQLConnector):
+    """The SQL connector, failing with a transient error after three chunks of clients while
+    CONCORD_TEST_FAIL is set (the preparing process inherits the environment)."""
+
+    def scan(self, entity: str, after: str | None = None,
+             batch: int = 2000) -> Iterator[list[Item | ItemError]]:
+        for n, items in enumerate(super().scan(entity, after, batch)):
+            if entity == "client" and n == 3 and os.environ.get("CONCORD_TEST_FAIL"):
+                raise TransientError("practice database went away (test)")
+            yield items
+
+
+def test_an_error_while_preparing_comes_back_and_the_next_run_resumes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _practice(tmp_path, clients=80)
+    register("sql-failing", f"{__name__}:FailingSQL", overwrite=True)
+    monkeypatch.setitem(REGISTRY, "sql-failing", f"{__name__}:FailingSQL")
+    link = link_config(url, batch=10).model_copy(update={"connector": "sql-failing"})
+    hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
+    activate(hub, link, by=link.admin or "")
+    monkeypatch.setenv("CONCORD_TEST_FAIL", "1")
+    started = 0
+    real = aside.Aside.__init__
+
+    def counting(self: aside.Aside, *a: Any, **kw: Any) -> None:
+        nonlocal started
+        started += 1
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(aside.Aside, "__init__", counting)
+    with pytest.raises(TransientError, match="went away"):  # itself: the scheduler retries it
+        _sync(monkeypatch, hub, link, aside_on=True)
+    assert started
+    assert hub.link_row(link.name)["last_error"] == "practice database went away (test)"
+    cp = hub.checkpoint(link.name, "client")
+    assert cp.progress is not None and cp.progress["done"] == 30  # three chunks committed
+    assert hub.count("client") == 29  # and client 3, quarantined (its e-mail)
+    monkeypatch.delenv("CONCORD_TEST_FAIL")
+    r, _ = _sync(monkeypatch, hub, link, aside_on=True)
+    assert r.status == "ok", r.message
+    assert r.entities["client"].counts["create in hub"] == 80 - 30  # resumed, not redone
+    linked = hub.archive(link.name, "client")
+    assert len(linked) == 79 and len({a.spoke_ref for a in linked.values()}) == 79
+
+
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import multiprocessing
+from concord.engine import aside, sync_link
+from concord.engine.run import EntitySync
+from concord.hub.store import Hub
+from tests.integration.sql_helpers import link_config
+
+aside.ASIDE_FROM = 0
+link = link_config({url!r}, batch=20)
+real = EntitySync._commit_fresh
+chunks = 0
+
+def commit(self, *a, **kw):
+    global chunks
+    real(self, *a, **kw)
+    chunks += 1
+    if self.entity == "contact" and chunks >= 3:
+        with open({pids!r}, "w") as f:
+            f.write(" ".join(str(p.pid) for p in multiprocessing.active_children()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+EntitySync._commit_fresh = commit
+if __name__ == "__main__":
+    sync_link(Hub({hub!r}), link)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in state or "State:\tZ" in state
+
+
+def test_a_run_killed_while_preparing_leaves_no_process_and_resumes(tmp_path: Path) -> None:
+    url = _practice(tmp_path, clients=200)
+    hub_url = f"sqlite:///{tmp_path / 'hub.db'}"
+    link = link_config(url, batch=20)
+    hub = Hub(hub_url)
+    activate(hub, link, by=link.admin or "")
+    pids = tmp_path / "children"
+    script = tmp_path / "killer.py"
+    script.write_text(textwrap.dedent(KILLER.format(root=str(ROOT), url=url, hub=hub_url,
+                                                    pids=str(pids))))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    children = [int(p) for p in pids.read_text().split()]
+    assert children, "the migration was not prepared in a second process"
+    deadline = time.monotonic() + 30
+    while not all(_gone(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(p) for p in children), "the preparing process outlived its run"
+    before = hub.count("contact")
+    total = db_rows(url, "SELECT count(*) FROM contacts")[0][0]
+    assert 0 < before < total
+    r = sync_link(hub, link)
+    assert r.status == "ok", r.message
+    assert r.entities["contact"].counts["create in hub"] == total - before
+    assert len(hub.archive(link.name, "contact")) == total
