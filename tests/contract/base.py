@@ -204,6 +204,16 @@ class ConnectorContract:
         # resuming after the second ref yields exactly the rest, in the same order
         rest = [i.ref for b in streamed.scan(entity, seen[1], 2) for i in b]
         assert rest == seen[2:]
+        # where the spoke cuts its items into ranges (for several processes to prepare a
+        # migration side by side), the ranges hold the scan's items, each once, in order
+        cuts = streamed.bounds(entity, None, 2)
+        if cuts is not None:
+            ends = list(cuts)
+            assert len(ends) == 2  # every second ref of five
+            spans = list(zip([None, *ends], [*ends, None], strict=True))
+            assert [i.ref for lo, hi in spans for i in streamed.scan_range(entity, lo, hi)] == seen
+            after = list(streamed.bounds(entity, seen[1], 2) or [])
+            assert after == [seen[3]]
 
     def test_change_capture_token_catches_later_edits(self, connector, entity,
                                                       make_item) -> None:

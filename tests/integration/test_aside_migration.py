@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from concord.connectors.base import REGISTRY, Item, ItemError, register
+from concord.connectors.base import REGISTRY, Item, ItemError
 from concord.connectors.sql import SQLConnector
 from concord.engine import RunResult, aside, sync_link
 from concord.engine.run import EntitySync
@@ -64,11 +64,21 @@ def _sync(monkeypatch: pytest.MonkeyPatch, hub: Hub, link: Any, *, aside_on: boo
     return r, started
 
 
-@pytest.mark.parametrize("batch", [7, 500])
+class ScanOnlySQL(SQLConnector):
+    """The SQL connector without key ranges: one process prepares, by the plain scan (as
+    for a DAV collection)."""
+
+    def bounds(self, entity: str, after: str | None, batch: int) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("batch", "kind"), [(7, "sql"), (500, "sql"), (7, "sql-scan")])
 def test_a_migration_prepared_aside_is_the_one_process_migration(
-        tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, batch: int, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several processes over key ranges (``sql``), or one by the plain scan (``sql-scan``)."""
     url = _practice(tmp_path)
-    link = link_config(url, batch=batch)
+    monkeypatch.setitem(REGISTRY, "sql-scan", f"{__name__}:ScanOnlySQL")
+    link = link_config(url, batch=batch).model_copy(update={"connector": kind})
     results = {}
     for on in (True, False):
         hub = Hub(f"sqlite:///{tmp_path / f'hub-{on}.db'}")
@@ -95,22 +105,35 @@ def test_a_migration_prepared_aside_is_the_one_process_migration(
 
 
 class FailingSQL(SQLConnector):
-    """The SQL connector, failing with a transient error after three chunks of clients while
-    CONCORD_TEST_FAIL is set (the preparing process inherits the environment)."""
+    """The SQL connector, failing with a transient error on the chunk holding client 35
+    while CONCORD_TEST_FAIL is set (the preparing processes inherit the environment)."""
+
+    @staticmethod
+    def _check(entity: str, items: list[Item | ItemError]) -> list[Item | ItemError]:
+        if (entity == "client" and os.environ.get("CONCORD_TEST_FAIL")
+                and any(it.ref == "35" for it in items)):
+            raise TransientError("practice database went away (test)")
+        return items
 
     def scan(self, entity: str, after: str | None = None,
              batch: int = 2000) -> Iterator[list[Item | ItemError]]:
-        for n, items in enumerate(super().scan(entity, after, batch)):
-            if entity == "client" and n == 3 and os.environ.get("CONCORD_TEST_FAIL"):
-                raise TransientError("practice database went away (test)")
-            yield items
+        for items in super().scan(entity, after, batch):
+            yield self._check(entity, items)
+
+    def scan_range(self, entity: str, after: str | None,
+                   upto: str | None) -> list[Item | ItemError]:
+        return self._check(entity, super().scan_range(entity, after, upto))
 
 
+class FailingScanOnlySQL(FailingSQL, ScanOnlySQL):
+    pass
+
+
+@pytest.mark.parametrize("cls", ["FailingSQL", "FailingScanOnlySQL"])
 def test_an_error_while_preparing_comes_back_and_the_next_run_resumes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, cls: str, monkeypatch: pytest.MonkeyPatch) -> None:
     url = _practice(tmp_path, clients=80)
-    register("sql-failing", f"{__name__}:FailingSQL", overwrite=True)
-    monkeypatch.setitem(REGISTRY, "sql-failing", f"{__name__}:FailingSQL")
+    monkeypatch.setitem(REGISTRY, "sql-failing", f"{__name__}:{cls}")
     link = link_config(url, batch=10).model_copy(update={"connector": "sql-failing"})
     hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
     activate(hub, link, by=link.admin or "")

@@ -382,6 +382,19 @@ class StreamedMigration(ABC):
         when counting would cost a scan of its own."""
         return None
 
+    def bounds(self, entity: str, after: str | None, batch: int) -> Iterator[str] | None:
+        """Optional: the refs that cut the items after ``after`` into chunks of about
+        ``batch`` (each the last ref of its chunk, in ref order), read cheaply (keys only),
+        so that several processes can scan chunks side by side with ``scan_range``; None
+        (the default) when the spoke cannot."""
+        return None
+
+    def scan_range(self, entity: str, after: str | None,
+                   upto: str | None) -> builtins.list[Item | ItemError]:
+        """The items with ``after`` < ref <= ``upto`` (no upper bound when None), in ref
+        order; needed where ``bounds`` gives refs."""
+        raise NotImplementedError
+
 
 class ChangeCapture(ABC):
     """``changes`` answers from a change token rather than a full listing."""

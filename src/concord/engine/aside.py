@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from concord.connectors.base import Item, ItemError, StreamedMigration
 from concord.errors import ConcordError
 
 if TYPE_CHECKING:
@@ -68,50 +69,89 @@ def usable(sync: EntitySync) -> bool:
         return False
 
 
+#: how many processes prepare side by side when the spoke cuts its items into ranges
+#: (``StreamedMigration.bounds``): on two cores, two of them and this one share the cores,
+#: which keeps both busy (this process's commits take about half the preparing time)
+CHILDREN = max(2, min(3, (os.cpu_count() or 2) - 1))
+
+#: (after, upto): a chunk's ref range, after < ref <= upto (None: unbounded)
+Span = tuple[str | None, str | None]
+
+
 class Aside:
-    """The child process of one entity's migration, iterated for its prepared chunks."""
+    """The child processes of one entity's migration, iterated for their prepared chunks in
+    ref order. Where the spoke cuts its items into ranges (keys only), the ranges are dealt
+    out in turn to ``CHILDREN`` processes and read back in the same turn; otherwise one
+    child scans."""
 
     def __init__(self, sync: EntitySync, after: str | None) -> None:
         from concord.connectors.base import REGISTRY
 
+        streamed = sync.conn.streamed_migration()
+        assert streamed is not None
+        cuts = streamed.bounds(sync.entity, after, sync.batch)
+        spans: list[Span] | None = None
+        if cuts is not None:
+            ends = list(cuts)
+            spans = list(zip([after, *ends], [*ends, None], strict=True))
+        n = min(CHILDREN, len(spans)) if spans is not None else 1
         # forked: it starts at once with everything imported, and nothing runs a script's
         # main module again (``usable`` made sure no other thread runs here: forking beside
         # one is not safe)
         ctx = mp.get_context("fork")
-        self._pipe, child = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(
-            target=_prepare, name=f"concord-migrate-{sync.link.name}-{sync.entity}", daemon=True,
-            args=(child, self._pipe, sync.hub.url, sync.hub.tenant, sync.link.model_dump(), dict(REGISTRY),
-                  sync.entity, after, sync.batch))
-        self._proc.start()
-        child.close()
+        self._pipes: list[Connection] = []
+        self._procs: list[Any] = []
+        self._spans = spans
+        try:
+            for i in range(n):
+                mine, child = ctx.Pipe(duplex=False)
+                self._pipes.append(mine)
+                proc = ctx.Process(
+                    target=_prepare, daemon=True,
+                    name=f"concord-migrate-{sync.link.name}-{sync.entity}-{i}",
+                    args=(child, self._pipes, sync.hub.url, sync.hub.tenant,
+                          sync.link.model_dump(), dict(REGISTRY), sync.entity, after,
+                          sync.batch, spans[i::n] if spans is not None else None))
+                proc.start()
+                self._procs.append(proc)
+                child.close()
+        except BaseException:
+            self.close()
+            raise
 
     def __iter__(self) -> Iterator[Prepared]:
+        from concord.link.retry import error_again
+
+        k = 0
         while True:
+            i = k % len(self._pipes)
             try:
-                msg = self._pipe.recv()
+                msg = self._pipes[i].recv()
             except (EOFError, OSError) as exc:
-                self._proc.join(5)
+                self._procs[i].join(5)
                 raise ConcordError(
                     f"the process preparing the migration stopped unexpectedly (exit code "
-                    f"{self._proc.exitcode}); the next run resumes after the last committed "
-                    "chunk") from exc
+                    f"{self._procs[i].exitcode}); the next run resumes after the last "
+                    "committed chunk") from exc
             kind = msg[0]
             if kind == "chunk":
+                k += 1
                 yield msg[1:]
+                if self._spans is not None and k == len(self._spans):
+                    return
             elif kind == "end":
                 return
             else:
-                from concord.link.retry import error_again
-
                 raise error_again(msg[1], msg[2])
 
     def close(self) -> None:
-        self._pipe.close()  # a child still sending gets a broken pipe and stops
-        self._proc.join(5)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(5)
+        for pipe in self._pipes:
+            pipe.close()  # a child still sending gets a broken pipe and stops
+        for proc in self._procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
 
     def __enter__(self) -> Aside:
         return self
@@ -120,18 +160,20 @@ class Aside:
         self.close()
 
 
-def _prepare(pipe: Connection, theirs: Connection, hub_url: str, tenant: str, link_dump: dict[str, Any],
-             registry: dict[str, str], entity: str, after: str | None,
-             batch: int) -> None:  # pragma: no cover - runs in the child
+def _prepare(pipe: Connection, theirs: list[Connection], hub_url: str, tenant: str,
+             link_dump: dict[str, Any], registry: dict[str, str], entity: str,
+             after: str | None, batch: int,
+             spans: list[Span] | None) -> None:  # pragma: no cover - runs in the child
     from concord.config import LinkConfig
     from concord.connectors.base import REGISTRY, make_connector
     from concord.engine.run import EntitySync
     from concord.hub.store import Hub
     from concord.link.retry import error_parts
 
-    # the parent's end, inherited by the fork: closed here, so the pipe breaks as soon as
+    # the parent's ends, inherited by the fork: closed here, so the pipe breaks as soon as
     # the parent has gone (a run killed with SIGKILL) instead of waiting for this process
-    theirs.close()
+    for end in theirs:
+        end.close()
     REGISTRY.update(registry)
     hub = Hub(hub_url, tenant, migrate=False)
     conn = None
@@ -141,13 +183,10 @@ def _prepare(pipe: Connection, theirs: Connection, hub_url: str, tenant: str, li
         streamed = conn.streamed_migration()
         assert streamed is not None
         sync = EntitySync(hub, link, conn, entity)
-        for items in streamed.scan(entity, after, batch):
-            if not items:
-                continue
+        for last, items in _chunks(streamed, entity, after, batch, spans):
             mapped, bad = sync._map_chunk(items)
             rows, not_synced = sync._fresh_rows(mapped, bad)
-            pipe.send(("chunk", items[-1].ref, len(items), rows, not_synced, bad,
-                       sync.result.errors))
+            pipe.send(("chunk", last, len(items), rows, not_synced, bad, sync.result.errors))
             sync.result.errors = []
             sync._claimed.clear()  # as in one process: a chunk's UIDs, then forgotten
             sync.refs.forget(entity)
@@ -163,3 +202,17 @@ def _prepare(pipe: Connection, theirs: Connection, hub_url: str, tenant: str, li
                 conn.close()
         hub.close()
         pipe.close()
+
+
+def _chunks(streamed: StreamedMigration, entity: str, after: str | None, batch: int,
+            spans: list[Span] | None) -> Iterator[tuple[str | None, list[Item | ItemError]]]:
+    """(the position a chunk's commit moves the migration to, its items): each span of this
+    process (an empty one too, so the turns stay in step), or else the spoke's own scan."""
+    if spans is None:
+        for got in streamed.scan(entity, after, batch):
+            if got:
+                yield got[-1].ref, got
+        return
+    for lo, hi in spans:
+        got = streamed.scan_range(entity, lo, hi)
+        yield (hi if hi is not None else got[-1].ref if got else lo), got

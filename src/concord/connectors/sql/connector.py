@@ -243,6 +243,23 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
                 return
             pos = rd.res.key_value(items[-1].ref)
 
+    def bounds(self, entity: str, after: str | None, batch: int) -> Iterator[str]:
+        """Every ``batch``-th key after ``after``: one keys-only pass over the key's index."""
+        rd = self.reader(entity)
+        pos = rd.res.key_value(after) if after is not None else None
+        with self._read() as conn:
+            for i, key in enumerate(rd.keys(conn, pos), 1):
+                if i % batch == 0:
+                    yield str(key)
+
+    def scan_range(self, entity: str, after: str | None,
+                   upto: str | None) -> builtins.list[Item | ItemError]:
+        rd = self.reader(entity)
+        lo = rd.res.key_value(after) if after is not None else None
+        hi = rd.res.key_value(upto) if upto is not None else None
+        with self._read() as conn:
+            return rd.between(conn, lo, hi)
+
     def count(self, entity: str) -> int:
         """Rows to migrate: the progress bar's total and its ETA."""
         res = self._res(entity)

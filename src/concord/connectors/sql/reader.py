@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,6 +79,23 @@ class Reader:
         if after is not None:
             q = q.where(self.key > after)
         return self.build(conn, conn.execute(q).all())
+
+    def between(self, conn: Connection, after: Any, upto: Any) -> list[Item | ItemError]:
+        """The rows with ``after`` < key <= ``upto`` (either bound None: none), in key order."""
+        q = self.base.order_by(self.key)
+        if after is not None:
+            q = q.where(self.key > after)
+        if upto is not None:
+            q = q.where(self.key <= upto)
+        return self.build(conn, conn.execute(q).all())
+
+    def keys(self, conn: Connection, after: Any) -> Iterator[Any]:
+        """Every key after ``after``, in order, streamed."""
+        q = sa.select(self.key).order_by(self.key)
+        if after is not None:
+            q = q.where(self.key > after)
+        for (key,) in conn.execution_options(yield_per=10_000).execute(q):
+            yield key
 
     def versions(self, conn: Connection, after: Any, limit: int) -> list[tuple[str, str]]:
         """(ref, version) by watermark: the cheap listing of the read-only fallback."""
