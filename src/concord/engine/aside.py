@@ -41,7 +41,8 @@ from concord.connectors.base import Item, ItemError, StreamedMigration
 from concord.errors import ConcordError
 
 if TYPE_CHECKING:
-    from concord.engine.run import Bad, EntitySync, FreshRow
+    from concord.engine.run import Bad, EntitySync
+    from concord.hub.store import FreshRow
 
 #: a migration of fewer rows runs in one process: starting the child costs more than it wins
 ASIDE_FROM = 20_000

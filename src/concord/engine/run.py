@@ -39,7 +39,7 @@ from concord.engine.refs import References, RefMissing
 from concord.errors import ConcordError, TransientError
 from concord.hub.batch import Batch, BatchOutcome
 from concord.hub.exclusions import selection_key
-from concord.hub.store import ArchiveRow, Checkpoint, Hub, RecordWrite, load_content
+from concord.hub.store import ArchiveRow, Checkpoint, FreshRow, Hub, load_content
 from concord.model import ModelError
 from concord.records import (
     ENTITY_ORDER,
@@ -55,11 +55,6 @@ from concord.records import (
 Progress = Callable[[str, int, int], None]
 #: a quarantine row: (side, ref, error, payload)
 Bad = tuple[str, str, str, str | None]
-#: a record of a fresh chunk: (hub id, spoke ref, spoke version, canonical text, hash,
-#: whether the hub id is the item's UID)
-FreshRow = tuple[str, str, str, str, str, bool]
-_NO_FIELDS: dict[str, Any] = {}
-_NO_REFS: dict[str, str | None] = {}
 
 
 @dataclass(slots=True)
@@ -569,13 +564,9 @@ class EntitySync:
                       selection=self.selection, has_exclusions=self.has_exclusions,
                       has_quarantine=self.has_quarantine, checkpoint=checkpoint,
                       versions=self._versions)
-        records, archive, expected = batch.records, batch.archive, batch.expected
-        for hub_id, ref, version, text, h, by_uid in rows:
-            if by_uid:
-                expected[hub_id] = None  # must still not exist when the batch commits
-            # (the canonical text stands for the fields: a batch commit reads no more)
-            records.append(RecordWrite(entity, hub_id, _NO_FIELDS, _NO_REFS, data=text, hash=h))
-            archive.append(ArchiveRow(hub_id, ref, version, h, text, None))
+        batch.fresh = rows
+        # a UID-named record must still not exist when the batch commits
+        batch.expected.update((r[0], None) for r in rows if r[5])
         plan = self.result.plan
         room = self.PLAN_LINES_KEPT - len(plan)
         if room > 0:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from concord.hub.store import ArchiveRow, Checkpoint, RecordWrite
+from concord.hub.store import ArchiveRow, Checkpoint, FreshRow, RecordWrite
 
 
 @dataclass(slots=True)
@@ -49,6 +49,9 @@ class Batch:
     expected: dict[str, int | None] = field(default_factory=dict)
     records: list[RecordWrite] = field(default_factory=list)
     archive: list[ArchiveRow] = field(default_factory=list)  # hub_hash preset: unwritten content
+    #: new records of a first sync with their link state, as rows (hub/store.py FreshRow);
+    #: a UID-named one is listed in ``expected`` too
+    fresh: list[FreshRow] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)  # archive rows to drop (unlinked)
     conflicts: list[Conflict] = field(default_factory=list)
     quarantine: list[tuple[str, str, str, str | None]] = field(default_factory=list)

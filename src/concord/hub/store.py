@@ -149,6 +149,11 @@ class Checkpoint:
     stored: bool = field(default=False, compare=False)
 
 
+#: a new record of a first sync: (hub id, spoke ref, spoke version, canonical text, hash,
+#: whether the hub id is the item's UID: checked to be free at commit)
+FreshRow = tuple[str, str, str, str, str, bool]
+
+
 @dataclass(slots=True)
 class RecordWrite:
     """A write to the hub: new content, or a delete (tombstone keeps last content)."""
@@ -569,6 +574,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
 
             writes = [w for w in batch.records if keep(w.id)]
             archive = [a for a in batch.archive if keep(a.hub_id)]
+            fresh = [r for r in batch.fresh if keep(r[0])] if changed else batch.fresh
             forget = [i for i in batch.forget if keep(i)]
             left_out = [(i, q) for i, q in batch.left_out if keep(i)]
             conflicts = [c for c in batch.conflicts if keep(c.hub_id)]
@@ -579,10 +585,12 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             for a in archive:
                 a.hub_hash = written.get(a.hub_id) or a.hub_hash
             self.save_archive(conn, link, entity, archive)
+            self._write_fresh(conn, link, entity, batch.by, fresh)
+            linked = [*((a.hub_id, a.spoke_ref) for a in archive), *((r[0], r[1]) for r in fresh)]
             self.drop_archive(conn, link, entity, forget)
             if batch.has_exclusions:
                 self.drop_exclusions(conn, link, entity,
-                                     [*batch.drop_exclusions, *(a.hub_id for a in archive)])
+                                     [*batch.drop_exclusions, *(i for i, _ in linked)])
             if left_out:
                 self.save_exclusions(conn, link, entity, left_out, batch.selection)
             if batch.drop_intents and batch.has_intents:
@@ -590,18 +598,34 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             self.add_conflicts(conn, [c.row(link, entity) for c in conflicts])
             news = self.quarantine_items(conn, link, entity, batch.quarantine, batch.versions,
                                          retry_now=set(batch.retry_now))
-            if (batch.has_quarantine or batch.quarantine) and (archive or left_out):
+            if (batch.has_quarantine or batch.quarantine) and (linked or left_out):
                 # done with: linked, or (a removal, a record edited out of the selection)
                 # left out on purpose
-                self.release_quarantine(conn, link, entity, "spoke", [a.spoke_ref for a in archive])
+                self.release_quarantine(conn, link, entity, "spoke", [r for _, r in linked])
                 self.release_quarantine(conn, link, entity, "hub",
-                                        [*(a.hub_id for a in archive), *(i for i, _ in left_out)])
+                                        [*(i for i, _ in linked), *(i for i, _ in left_out)])
             cp = batch.checkpoint
+            n = len(writes) + len(fresh)
             if cp is not None:
                 if cp.progress is not None and "written" in cp.progress:
-                    cp.progress["written"] = int(cp.progress["written"]) + len(writes)
+                    cp.progress["written"] = int(cp.progress["written"]) + n
                 self.save_checkpoint(conn, link, entity, cp)
-        return BatchOutcome(changed, len(writes), len(conflicts), news)
+        return BatchOutcome(changed, n, len(conflicts), news)
+
+    def _write_fresh(self, conn: Connection, link: str, entity: str, by: str,
+                     rows: Sequence[FreshRow]) -> None:
+        """New hub records and their link state, straight from a first sync's rows (the
+        record's canonical text is its link-state base, its hash both hashes)."""
+        if not rows:
+            return
+        first = self._take_seqs(conn, len(rows))
+        now, t = time.time(), self.tenant
+        upsert_rows(conn, s.records, _RECORD_COLS,
+                    [(t, entity, r[0], first + i, r[4], False, r[3], now, by)
+                     for i, r in enumerate(rows)], ("tenant", "entity", "id"))
+        upsert_rows(conn, s.archive, _ARCHIVE_COLS,
+                    [(t, link, entity, r[0], r[1], r[2], r[4], r[3], now, r[4]) for r in rows],
+                    ("tenant", "link", "entity", "hub_id"))
 
     def set_checkpoint(self, link: str, entity: str, cp: Checkpoint) -> None:
         with self.begin() as conn:
