@@ -526,6 +526,15 @@ class _CrashOnce:
             return real(hub, conn, link, entity, rows)
 
         monkeypatch.setattr(Hub, "save_archive", save_archive)
+        real_fresh = Hub._write_fresh
+
+        def write_fresh(hub, conn, link, entity, by, rows):  # type: ignore[no-untyped-def]
+            if rows and not self.fired:  # a first sync's link state goes this way
+                self.fired = True
+                raise HubError("simulated crash between the spoke write and the hub commit")
+            return real_fresh(hub, conn, link, entity, by, rows)
+
+        monkeypatch.setattr(Hub, "_write_fresh", write_fresh)
 
 
 def test_crash_after_spoke_create_links_the_item_without_duplicate(
