@@ -9,6 +9,7 @@ The size threshold (``ASIDE_FROM``) is lowered so a small database takes the pat
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,13 +24,12 @@ import pytest
 
 from concord.connectors.base import REGISTRY, Item, ItemError
 from concord.connectors.sql import SQLConnector
-from concord.engine import RunResult, aside, sync_link
-from concord.engine.run import EntitySync
+from concord.engine import sync_link
 from concord.errors import TransientError
 from concord.hub.store import Hub
 from concord.link.activation import activate
 from tests.integration.sql_helpers import ENTITY_TABLES, db_exec, db_rows, link_config
-from tests.integration.test_fresh_migration import _counts, _state
+from tests.integration.test_fresh_migration import _state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,23 +45,60 @@ def _practice(tmp_path: Path, clients: int = 60) -> str:
     return url
 
 
-def _sync(monkeypatch: pytest.MonkeyPatch, hub: Hub, link: Any, *, aside_on: bool) -> tuple[RunResult, int]:
-    """One sync with the second process on (for any size) or off; returns the result and
-    how many entity types were prepared aside."""
-    started = 0
-    real = aside.Aside.__init__
+SYNC = """
+import json, sys
+sys.path.insert(0, {root!r})
+from concord.config import LinkConfig
+from concord.connectors.base import REGISTRY
+from concord.engine import aside, sync_link
+from concord.engine.run import EntitySync
+from concord.hub.store import Hub
 
-    def counting(self: aside.Aside, *a: Any, **kw: Any) -> None:
-        nonlocal started
-        started += 1
-        real(self, *a, **kw)
+aside.ASIDE_FROM = 0
+EntitySync.ASIDE = {on!r}
+REGISTRY.update({registry!r})
+started = 0
+real = aside.Aside.__init__
 
-    with monkeypatch.context() as m:
-        m.setattr(aside, "ASIDE_FROM", 0)
-        m.setattr(EntitySync, "ASIDE", aside_on)
-        m.setattr(aside.Aside, "__init__", counting)
-        r = sync_link(hub, link)
-    return r, started
+def counting(self, *a, **kw):
+    global started
+    started += 1
+    real(self, *a, **kw)
+
+aside.Aside.__init__ = counting
+out = {{}}
+if __name__ == "__main__":
+    try:
+        r = sync_link(Hub({hub!r}), LinkConfig.model_validate_json({link!r}))
+        out = {{"status": r.status, "message": r.message,
+               "counts": {{e: {{k: v for k, v in er.counts.items() if v}}
+                          for e, er in r.entities.items()}},
+               "errors": {{e: sorted(er.errors) for e, er in r.entities.items()}}}}
+    except Exception as exc:
+        out = {{"raised": type(exc).__name__, "message": str(exc)}}
+    out["started"] = started
+    print(json.dumps(out))
+"""
+
+
+def _sync(tmp_path: Path, hub: Hub, link: Any, *, aside_on: bool,
+          env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One sync, with the second process on (for any size) or off, in a process of its own:
+    forking is refused beside other threads, which earlier tests may leave in this one.
+    Returns its status, message, counts and errors (or the error it raised) and how many
+    entity types were prepared aside."""
+    script = tmp_path / "sync.py"
+    script.write_text(textwrap.dedent(SYNC.format(
+        root=str(ROOT), on=aside_on, registry=dict(REGISTRY), hub=hub.url,
+        link=link.model_dump_json())))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT / "src"),
+                                            **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "counts" in out:
+        out["counts"] = {e: c for e, c in out["counts"].items() if c}
+    return out
 
 
 class ScanOnlySQL(SQLConnector):
@@ -87,13 +124,12 @@ def test_a_migration_prepared_aside_is_the_one_process_migration(
             db_exec(url, "INSERT INTO concord_ids (entity, ident, row_key) VALUES "
                          "('client', 'client-uid-5', '5'), ('contact', :long, '4'), "
                          "('job', 'job-uid-9', '9')", long="L" * 90)
-        r, started = _sync(monkeypatch, hub, link, aside_on=on)
-        assert r.status == "ok", r.message
-        assert (started > 0) == on
-        errors = {e: sorted(er.errors) for e, er in r.entities.items()}
-        results[on] = (_counts(r), errors, _state(hub, link.name, list(ENTITY_TABLES)))
-        again, _ = _sync(monkeypatch, hub, link, aside_on=on)
-        assert again.status == "ok" and not _counts(again), _counts(again)
+        r = _sync(tmp_path, hub, link, aside_on=on)
+        assert r["status"] == "ok", r
+        assert (r["started"] > 0) == on
+        results[on] = (r["counts"], r["errors"], _state(hub, link.name, list(ENTITY_TABLES)))
+        again = _sync(tmp_path, hub, link, aside_on=on)
+        assert again["status"] == "ok" and not again["counts"], again
     assert results[True][0] == results[False][0]
     assert results[True][1] == results[False][1]
     for key in results[True][2]:
@@ -137,27 +173,17 @@ def test_an_error_while_preparing_comes_back_and_the_next_run_resumes(
     link = link_config(url, batch=10).model_copy(update={"connector": "sql-failing"})
     hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
     activate(hub, link, by=link.admin or "")
-    monkeypatch.setenv("CONCORD_TEST_FAIL", "1")
-    started = 0
-    real = aside.Aside.__init__
-
-    def counting(self: aside.Aside, *a: Any, **kw: Any) -> None:
-        nonlocal started
-        started += 1
-        real(self, *a, **kw)
-
-    monkeypatch.setattr(aside.Aside, "__init__", counting)
-    with pytest.raises(TransientError, match="went away"):  # itself: the scheduler retries it
-        _sync(monkeypatch, hub, link, aside_on=True)
-    assert started
+    r = _sync(tmp_path, hub, link, aside_on=True, env={"CONCORD_TEST_FAIL": "1"})
+    assert r["started"]
+    # the error itself, raised again in the run's process: the scheduler retries it
+    assert r["raised"] == "TransientError" and "went away" in r["message"], r
     assert hub.link_row(link.name)["last_error"] == "practice database went away (test)"
     cp = hub.checkpoint(link.name, "client")
     assert cp.progress is not None and cp.progress["done"] == 30  # three chunks committed
     assert hub.count("client") == 29  # and client 3, quarantined (its e-mail)
-    monkeypatch.delenv("CONCORD_TEST_FAIL")
-    r, _ = _sync(monkeypatch, hub, link, aside_on=True)
-    assert r.status == "ok", r.message
-    assert r.entities["client"].counts["create in hub"] == 80 - 30  # resumed, not redone
+    r = _sync(tmp_path, hub, link, aside_on=True)
+    assert r["status"] == "ok", r
+    assert r["counts"]["client"]["create in hub"] == 80 - 30  # resumed, not redone
     linked = hub.archive(link.name, "client")
     assert len(linked) == 79 and len({a.spoke_ref for a in linked.values()}) == 79
 
