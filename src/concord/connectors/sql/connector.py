@@ -244,13 +244,13 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
             pos = rd.res.key_value(items[-1].ref)
 
     def bounds(self, entity: str, after: str | None, batch: int) -> Iterator[str]:
-        """Every ``batch``-th key after ``after``: one keys-only pass over the key's index."""
+        """Every ``batch``-th key after ``after``: one keys-only pass over the key's index,
+        numbered by the database (a window function), so only the cuts come back."""
         rd = self.reader(entity)
         pos = rd.res.key_value(after) if after is not None else None
         with self._read() as conn:
-            for i, key in enumerate(rd.keys(conn, pos), 1):
-                if i % batch == 0:
-                    yield str(key)
+            cuts = [str(k) for k in rd.every(conn, pos, batch)]
+        yield from cuts
 
     def scan_range(self, entity: str, after: str | None,
                    upto: str | None) -> builtins.list[Item | ItemError]:

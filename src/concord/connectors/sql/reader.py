@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,13 +89,15 @@ class Reader:
             q = q.where(self.key <= upto)
         return self.build(conn, conn.execute(q).all())
 
-    def keys(self, conn: Connection, after: Any) -> Iterator[Any]:
-        """Every key after ``after``, in order, streamed."""
-        q = sa.select(self.key).order_by(self.key)
+    def every(self, conn: Connection, after: Any, step: int) -> list[Any]:
+        """Every ``step``-th key after ``after``, in order."""
+        inner = sa.select(self.key.label("k"),
+                          sa.func.row_number().over(order_by=self.key).label("n"))
         if after is not None:
-            q = q.where(self.key > after)
-        for (key,) in conn.execution_options(yield_per=10_000).execute(q):
-            yield key
+            inner = inner.where(self.key > after)
+        sub = inner.subquery()
+        return list(conn.execute(sa.select(sub.c.k).where(sub.c.n % step == 0)
+                                 .order_by(sub.c.k)).scalars())
 
     def versions(self, conn: Connection, after: Any, limit: int) -> list[tuple[str, str]]:
         """(ref, version) by watermark: the cheap listing of the read-only fallback."""
