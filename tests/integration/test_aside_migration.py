@@ -251,3 +251,14 @@ def test_a_run_killed_while_preparing_leaves_no_process_and_resumes(tmp_path: Pa
     assert r.status == "ok", r.message
     assert r.entities["contact"].counts["create in hub"] == total - before
     assert len(hub.archive(link.name, "contact")) == total
+
+
+def test_a_link_can_keep_its_migration_in_one_process(tmp_path: Path) -> None:
+    """``prepare_aside = false``, for a server short of memory: no second process."""
+    url = _practice(tmp_path, clients=30)
+    link = link_config(url, batch=10).model_copy(update={"prepare_aside": False})
+    hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
+    activate(hub, link, by=link.admin or "")
+    r = _sync(tmp_path, hub, link, aside_on=True)
+    assert r["status"] == "ok" and r["started"] == 0, r
+    assert r["counts"]["client"]["create in hub"] == 29

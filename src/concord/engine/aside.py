@@ -59,7 +59,8 @@ def usable(sync: EntitySync) -> bool:
     if ((os.cpu_count() or 1) < 2 or mp.current_process().daemon
             or threading.active_count() > 1 or "fork" not in mp.get_all_start_methods()):
         return False
-    if sync.total < ASIDE_FROM or sync.entity in sync.map.refs.values():
+    if (not sync.link.prepare_aside or sync.total < ASIDE_FROM
+            or sync.entity in sync.map.refs.values()):
         return False
     url = sync.hub.engine.url
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
@@ -176,7 +177,8 @@ def _prepare(pipe: Connection, theirs: list[Connection], hub_url: str, tenant: s
     for end in theirs:
         end.close()
     REGISTRY.update(registry)
-    hub = Hub(hub_url, tenant, migrate=False)
+    # reference look-ups only: a small page cache (memory is counted for all processes)
+    hub = Hub(hub_url, tenant, migrate=False, cache_mib=4)
     conn = None
     try:
         link = LinkConfig.model_validate(link_dump)
@@ -190,7 +192,9 @@ def _prepare(pipe: Connection, theirs: list[Connection], hub_url: str, tenant: s
             pipe.send(("chunk", last, len(items), rows, not_synced, bad, sync.result.errors))
             sync.result.errors = []
             sync._claimed.clear()  # as in one process: a chunk's UIDs, then forgotten
-            sync.refs.forget(entity)
+            # and the chunk's reference translations: each process would keep its own
+            # copy of every parent's, growing with the migration
+            sync.refs.clear()
         pipe.send(("end",))
     except (BrokenPipeError, EOFError):
         pass  # this process's parent has gone (or stopped reading): nothing to send to

@@ -52,6 +52,11 @@ class References:
         self.by_ref.pop(entity, None)
         self.by_id.pop(entity, None)
 
+    def clear(self) -> None:
+        """Forget every translation (each chunk looks its own up in one query a target)."""
+        self.by_ref.clear()
+        self.by_id.clear()
+
     def to_hub(self, it: Item) -> Content | None:
         """A spoke item in hub space; None when the link does not carry it (value map,
         filter); raises RefMissing when it refers to a record the link has not synced."""

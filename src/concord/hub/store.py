@@ -53,7 +53,7 @@ _ARCHIVE_COLS = ("tenant", "link", "entity", "hub_id", "spoke_ref", "spoke_versi
                  "synced_at", "hub_hash")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -67,7 +67,8 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: a batch of writes stays in memory
+            # 64 MiB by default: a batch of writes stays in memory
+            cur.execute(f"PRAGMA cache_size={-1024 * int(cache_mib)}")
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -172,10 +173,12 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, cache_mib: int = 64) -> None:
+        """``cache_mib``: SQLite's page cache per connection (a process that only reads a
+        little, such as one preparing a migration, takes a small one)."""
         self.url = url
         self.tenant = tenant
-        self.engine = engine or make_engine(url)
+        self.engine = engine or make_engine(url, cache_mib=cache_mib)
         if migrate:
             self.migrate()
 
