@@ -28,21 +28,10 @@ from concord.engine import sync_link
 from concord.errors import TransientError
 from concord.hub.store import Hub
 from concord.link.activation import activate
-from tests.integration.sql_helpers import ENTITY_TABLES, db_exec, db_rows, link_config
-from tests.integration.test_fresh_migration import _state
+from tests.integration.sql_helpers import ENTITY_TABLES, db_rows, link_config
+from tests.integration.test_fresh_migration import _state, add_spoke_uids, practice_with_bad_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _practice(tmp_path: Path, clients: int = 60) -> str:
-    from concord.demo.sample import create_sample
-
-    url = f"sqlite:///{tmp_path / 'practice.db'}"
-    create_sample(url, clients_n=clients)
-    db_exec(url, "UPDATE clients SET email = 'not-an-email' WHERE client_id = 3")
-    db_exec(url, "UPDATE jobs SET due_date = '31/02/2024' WHERE job_id = 2")
-    db_exec(url, "UPDATE tasks SET client_id = 999999 WHERE task_id = 6")
-    return url
 
 
 SYNC = """
@@ -113,17 +102,15 @@ class ScanOnlySQL(SQLConnector):
 def test_a_migration_prepared_aside_is_the_one_process_migration(
         tmp_path: Path, batch: int, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Several processes over key ranges (``sql``), or one by the plain scan (``sql-scan``)."""
-    url = _practice(tmp_path)
+    url = practice_with_bad_rows(tmp_path)
     monkeypatch.setitem(REGISTRY, "sql-scan", f"{__name__}:ScanOnlySQL")
     link = link_config(url, batch=batch).model_copy(update={"connector": kind})
     results = {}
     for on in (True, False):
         hub = Hub(f"sqlite:///{tmp_path / f'hub-{on}.db'}")
         activate(hub, link, by=link.admin or "")
-        if on:  # rows the practice database knows by a UID of their own (a spoke ident)
-            db_exec(url, "INSERT INTO concord_ids (entity, ident, row_key) VALUES "
-                         "('client', 'client-uid-5', '5'), ('contact', :long, '4'), "
-                         "('job', 'job-uid-9', '9')", long="L" * 90)
+        if on:
+            add_spoke_uids(url)
         r = _sync(tmp_path, hub, link, aside_on=on)
         assert r["status"] == "ok", r
         assert (r["started"] > 0) == on
@@ -168,7 +155,7 @@ class FailingScanOnlySQL(FailingSQL, ScanOnlySQL):
 @pytest.mark.parametrize("cls", ["FailingSQL", "FailingScanOnlySQL"])
 def test_an_error_while_preparing_comes_back_and_the_next_run_resumes(
         tmp_path: Path, cls: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = _practice(tmp_path, clients=80)
+    url = practice_with_bad_rows(tmp_path, clients=80)
     monkeypatch.setitem(REGISTRY, "sql-failing", f"{__name__}:{cls}")
     link = link_config(url, batch=10).model_copy(update={"connector": "sql-failing"})
     hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
@@ -226,7 +213,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_run_killed_while_preparing_leaves_no_process_and_resumes(tmp_path: Path) -> None:
-    url = _practice(tmp_path, clients=200)
+    url = practice_with_bad_rows(tmp_path, clients=200)
     hub_url = f"sqlite:///{tmp_path / 'hub.db'}"
     link = link_config(url, batch=20)
     hub = Hub(hub_url)
@@ -255,7 +242,7 @@ def test_a_run_killed_while_preparing_leaves_no_process_and_resumes(tmp_path: Pa
 
 def test_a_link_can_keep_its_migration_in_one_process(tmp_path: Path) -> None:
     """``prepare_aside = false``, for a server short of memory: no second process."""
-    url = _practice(tmp_path, clients=30)
+    url = practice_with_bad_rows(tmp_path, clients=30)
     link = link_config(url, batch=10).model_copy(update={"prepare_aside": False})
     hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
     activate(hub, link, by=link.admin or "")

@@ -86,26 +86,40 @@ def _counts(r: RunResult) -> dict[str, dict[str, int]]:
     return {e: c for e, c in out.items() if c}
 
 
-@pytest.mark.parametrize("batch", [7, 500])
-def test_a_practice_database_migrates_alike_on_both_paths(tmp_path: Path, batch: int,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def practice_with_bad_rows(tmp_path: Path, clients: int = 60) -> str:
+    """The sample practice database with a bad e-mail (client 3), a bad date (job 2) and a
+    task referring to a client that does not exist (task 6)."""
     from concord.demo.sample import create_sample
-    from concord.link.activation import activate
 
     url = f"sqlite:///{tmp_path / 'practice.db'}"
-    create_sample(url, clients_n=60)
+    create_sample(url, clients_n=clients)
     db_exec(url, "UPDATE clients SET email = 'not-an-email' WHERE client_id = 3")
     db_exec(url, "UPDATE jobs SET due_date = '31/02/2024' WHERE job_id = 2")
     db_exec(url, "UPDATE tasks SET client_id = 999999 WHERE task_id = 6")
+    return url
+
+
+def add_spoke_uids(url: str) -> None:
+    """Rows the practice database knows by a UID of their own (a spoke ident), one of them
+    too long to be a hub id (after activation, which creates the table)."""
+    db_exec(url, "INSERT INTO concord_ids (entity, ident, row_key) VALUES "
+                 "('client', 'client-uid-5', '5'), ('contact', :long, '4'), "
+                 "('job', 'job-uid-9', '9')", long="L" * 90)
+
+
+@pytest.mark.parametrize("batch", [7, 500])
+def test_a_practice_database_migrates_alike_on_both_paths(tmp_path: Path, batch: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from concord.link.activation import activate
+
+    url = practice_with_bad_rows(tmp_path)
     link = link_config(url, batch=batch)
     results = {}
     for fresh in (True, False):
         hub = Hub(f"sqlite:///{tmp_path / f'hub-{fresh}.db'}")
         activate(hub, link, by=link.admin or "")
-        if fresh:  # rows the practice database knows by a UID of their own (a spoke ident)
-            db_exec(url, "INSERT INTO concord_ids (entity, ident, row_key) VALUES "
-                         "('client', 'client-uid-5', '5'), ('contact', :long, '4'), "
-                         "('job', 'job-uid-9', '9')", long="L" * 90)
+        if fresh:
+            add_spoke_uids(url)
         r, taken = _run(monkeypatch, fresh, hub, link)
         assert r.status == "ok", r.message
         assert (taken > 0) == fresh
