@@ -30,6 +30,7 @@ its own). Otherwise, and for a dry run, the migration runs in one process.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import threading
@@ -104,6 +105,10 @@ class Aside:
         self._pipes: list[Connection] = []
         self._procs: list[Any] = []
         self._spans = spans
+        # the parent's objects move to the collector's permanent generation while the
+        # children are forked: a child's collections then never write to their headers,
+        # so the pages stay shared instead of being copied into each child
+        gc.freeze()
         try:
             for i in range(n):
                 mine, child = ctx.Pipe(duplex=False)
@@ -120,6 +125,8 @@ class Aside:
         except BaseException:
             self.close()
             raise
+        finally:
+            gc.unfreeze()
 
     def __iter__(self) -> Iterator[Prepared]:
         from concord.link.retry import error_again
