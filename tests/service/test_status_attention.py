@@ -81,6 +81,14 @@ def test_quarantined_and_conflicting_records_turn_the_light_amber_with_the_fix(
         gone = ui.get("/records/client?id=no-such-record")
         assert "No record no-such-record" in gone.text and "All clients" in gone.text
 
+    # blue (a record pending for the spoke) still counts what will hold the light at amber
+    hub.put("client", "from-the-hub", {"name": "Hub-Only Holdings"})
+    with service.client("records:read") as c:
+        s = c.get("/api/v1/links/office").json()["status"]
+    assert s["color"] == "blue" and s["pending"] == 1, s
+    assert "also 2 records quarantined, 1 open conflict" in s["reason"], s
+    assert "press Sync" in s["fix"] and "quarantined record" in s["fix"], s
+
     # red wins over amber: a paused link is red, with the pause's reason
     pause(hub, "office", by="alice", reason="year-end close")
     with service.client("records:read") as c:

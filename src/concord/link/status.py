@@ -5,7 +5,8 @@ disagree.
 
 - green: the first migration is done, the last run succeeded, nothing is pending;
 - blue: a run (or the first migration) is in progress or queued, with progress and ETA,
-  or records are waiting to be sent by the next run;
+  or records are waiting to be sent by the next run; beside that it counts what will hold
+  the light at amber when the run ends ("…; also 3 records quarantined"), fix included;
 - amber: in sync, but records are quarantined or conflicts are open: the reason counts them
   ("3 records quarantined, 1 open conflict"), the fix says what a person does;
 - red: error, inactive, paused (by an administrator, or by a rate limit "until …"), or held
@@ -154,8 +155,8 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
             eta = (total - done) / rate if rate else None
         what = "first migration" if not row["migrated"] else "sync"
         pct = f" ({done:,} of {total:,})" if done is not None and total else ""
-        return Status(name, "blue", f"{what} in progress{pct}: {', '.join(base['running'])}",
-                      progress_done=done, progress_total=total, eta_s=eta, **base)
+        return Status(name, "blue", f"{what} in progress{pct}: {', '.join(base['running'])}"
+                      f"{also(base)}", attention_fix(name, base), progress_done=done, progress_total=total, eta_s=eta, **base)
     base["running"] = []
     if row["state"] == "inactive":
         return Status(name, "red", "sync is inactive", f"run `concord link activate {name}`", **base)
@@ -170,7 +171,8 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
         return Status(name, "red", f"held by the delete guard: {row['held_reason']}",
                       f"check the spoke, then `concord sync {name} --confirm-deletes`", **base)
     if queued:
-        return Status(name, "blue", f"sync queued: {', '.join(queued)}", **base)
+        return Status(name, "blue", f"sync queued: {', '.join(queued)}{also(base)}",
+                      attention_fix(name, base), **base)
     if row.get("parked"):
         return Status(name, "red", f"stopped after an error retrying will not fix: "
                       f"{row['parked']}", "correct the cause named above (a password, a URL, "
@@ -189,7 +191,9 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
                 if excluded else "")
     if pending:
         return Status(name, "blue", f"{pending} record(s) pending sync; the next run sends them"
-                      f"{left_out}", "press Sync to send them now", **base)
+                      f"{left_out}{also(base)}",
+                      "; ".join(f for f in ("press Sync to send them now",
+                                            attention_fix(name, base)) if f), **base)
     if base["quarantined"] or base["conflicts"]:
         return Status(name, "amber", f"in sync but {attention(base)}{left_out}",
                       attention_fix(name, base), **base)
@@ -218,6 +222,13 @@ def attention(base: Mapping[str, Any]) -> str:
         c = base["conflicts"]
         parts.append(f"{c} open conflict{'s' if c != 1 else ''}")
     return ", ".join(parts)
+
+
+def also(base: Mapping[str, Any]) -> str:
+    """What a blue light says beside its run or its queue: a light that turns green-or-amber
+    when the run ends should not hide, meanwhile, what will hold it at amber."""
+    what = attention(base)
+    return f"; also {what}" if what else ""
 
 
 def attention_fix(name: str, base: Mapping[str, Any]) -> str:
