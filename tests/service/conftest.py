@@ -69,6 +69,18 @@ class Served:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
+def assert_backed_off(runs: list[dict[str, Any]], first: float) -> None:
+    """Each failed run in ``runs`` (the journal's) started no sooner than its backoff
+    (``first``, twice that, ...) after the failure before it: a lower bound, which a busy
+    machine can only lengthen."""
+    from concord.link.retry import backoff_delay
+
+    spans = sorted((r["started_at"], r["finished_at"]) for r in runs)
+    for k in range(1, len(spans)):
+        waited = spans[k][0] - spans[k - 1][1]
+        assert waited >= backoff_delay(k, first) - 0.005, (k, waited, spans)
+
+
 def wait_for(pred: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:

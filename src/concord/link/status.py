@@ -156,7 +156,8 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
         what = "first migration" if not row["migrated"] else "sync"
         pct = f" ({done:,} of {total:,})" if done is not None and total else ""
         return Status(name, "blue", f"{what} in progress{pct}: {', '.join(base['running'])}"
-                      f"{also(base)}", attention_fix(name, base), progress_done=done, progress_total=total, eta_s=eta, **base)
+                      f"{also(base)}", attention_fix(name, base), progress_done=done,
+                      progress_total=total, eta_s=eta, **base)
     base["running"] = []
     if row["state"] == "inactive":
         return Status(name, "red", "sync is inactive", f"run `concord link activate {name}`", **base)
