@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from concord.config import EntityConfig, LinkConfig
 from concord.connectors.base import REGISTRY, Item, ItemError
 from concord.connectors.sql import SQLConnector
 from concord.engine import sync_link
@@ -30,6 +31,7 @@ from concord.hub.store import Hub
 from concord.link.activation import activate
 from tests.integration.sql_helpers import ENTITY_TABLES, db_rows, link_config
 from tests.integration.test_fresh_migration import _state, add_spoke_uids, practice_with_bad_rows
+from tests.integration.vdirenv import card
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,6 +127,62 @@ def test_a_migration_prepared_aside_is_the_one_process_migration(
     assert "client-uid-5" in state["client"]["records"]
     assert any(q[2] == "3" for q in state["quarantine"])  # the bad e-mail, quarantined
     assert any("not-an-email" in e for e in results[True][1]["client"])
+
+
+def _cards(folder: Path, n: int) -> dict[str, str]:
+    """``n`` cards, every fifth of an organisation the link filters out; plus a broken
+    card and a second card with the UID of c0003 (in a later chunk); all dated an hour back
+    (out of the racy window). Returns the odd files by what they are."""
+    folder.mkdir()
+    for i in range(n):
+        org = "Other Pty Ltd" if i % 5 == 4 else "Kept Pty Ltd"
+        (folder / f"c{i:04}.vcf").write_text(
+            card(f"Person {i}", f"uid{i}", emails=[f"p{i}@x.com"], org=org))
+    odd = {"broken": "c0010b.vcf", "dup": "c0030b.vcf"}
+    (folder / odd["broken"]).write_text("BEGIN:VCARD\nVERSION:3.0\nFN:Broken\n")  # no END
+    (folder / odd["dup"]).write_text(card("Person 3 again", "uid3", org="Kept Pty Ltd"))
+    for f in folder.iterdir():
+        os.utime(f, (time.time() - 3600, time.time() - 3600))
+    return odd
+
+
+@pytest.mark.parametrize("batch", [7, 500])
+def test_a_folder_prepared_aside_is_the_one_process_migration(
+        tmp_path: Path, batch: int) -> None:
+    """A vdir folder streams its first migration in name ranges, prepared by several
+    processes; it leaves what one process leaves. The run's full listing right after the
+    migration (a folder has no change token) does not try a file the migration left out a
+    second time: the broken card is quarantined after one attempt, its error and each
+    filtered-out card are counted once."""
+    folder = tmp_path / "cards"
+    odd = _cards(folder, 60)
+    link = LinkConfig(name="cards", connector="vdir", batch_size=batch,
+                      options={"path": str(folder)},
+                      entities={"contact": EntityConfig(filter={"org": ["Kept Pty Ltd"]})})
+    results = {}
+    for on in (True, False):
+        hub = Hub(f"sqlite:///{tmp_path / f'hub-{on}.db'}")
+        r = _sync(tmp_path, hub, link, aside_on=on)
+        assert r["status"] == "ok", r
+        assert (r["started"] > 0) == on
+        results[on] = (r["counts"], r["errors"], _state(hub, "cards", ["contact"]))
+        [broken] = [q for q in hub.quarantined("cards") if q["ref"] == odd["broken"]]
+        assert broken["attempts"] == 1, broken
+        seq = hub.last_seq()
+        again = _sync(tmp_path, hub, link, aside_on=on)
+        assert again["status"] == "ok", again
+        assert hub.last_seq() == seq  # nothing written the second time
+        assert "create in hub" not in again["counts"].get("contact", {}), again
+    assert results[True][0] == results[False][0]
+    assert results[True][1] == results[False][1]
+    for key in results[True][2]:
+        assert results[True][2][key] == results[False][2][key], key
+    counts, errors, state = results[True]
+    assert counts["contact"]["not synced"] == 12  # every fifth of 60, once
+    assert counts["contact"]["create in hub"] == 60 - 12
+    assert sum(odd["broken"] in e for e in errors["contact"]) == 1, errors
+    assert {q[2] for q in state["quarantine"]} == {odd["broken"], odd["dup"]}
+    assert state["contact"]["records"]["uid3"][0]["name"] == "Person 3"  # the first kept
 
 
 class FailingSQL(SQLConnector):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from concord.config import EntityConfig, LinkConfig
-from concord.connectors.base import Capabilities, Item, ItemError, StreamedMigration
+from concord.connectors.base import StreamedMigration
 from concord.connectors.vdir import VdirConnector, VdirOptions
 from concord.engine import RunResult, sync_link
 from concord.engine.run import EntitySync
@@ -136,17 +135,12 @@ def test_a_practice_database_migrates_alike_on_both_paths(tmp_path: Path, batch:
     assert results[True][0]["client"]["create in hub"] == 59
 
 
-class _StreamedVdir(VdirConnector, StreamedMigration):
-    """A vdir folder migrated by a streamed scan (as the SQL and DAV links are), so a
-    folder with two files sharing one UID can take the migration path."""
+class _ListedVdir(VdirConnector):
+    """A vdir folder that does not stream its first migration: the run's full listing is
+    its first sync (the path of a listing spoke that cannot stream)."""
 
-    capabilities = Capabilities(entities=("contact",))
-
-    def scan(self, entity: str, after: str | None = None,
-             batch: int = 2000) -> Iterator[list[Item | ItemError]]:
-        refs = sorted(r for r, _ in self.list(entity) if after is None or r > after)
-        for i in range(0, len(refs), batch):
-            yield list(self.get(entity, refs[i:i + batch]))
+    def streamed_migration(self) -> StreamedMigration | None:
+        return None
 
 
 def _folder(tmp_path: Path, people: int, extra: dict[str, str]) -> Path:
@@ -195,7 +189,7 @@ def test_a_folder_with_a_duplicate_uid_and_a_bad_card_migrates_alike(
         tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = _folder(tmp_path, 10, {"c03b.vcf": card("Person 3 again", "uid3"),  # after c03
                                     "c05.vcf": BROKEN})
-    state = _folder_both_ways(tmp_path, monkeypatch, folder, batch, _StreamedVdir, again=False)
+    state = _folder_both_ways(tmp_path, monkeypatch, folder, batch, VdirConnector, again=True)
     assert set(state["contact"]["records"]) == {f"uid{i}" for i in range(10) if i != 5}
     assert state["contact"]["records"]["uid3"][0]["name"] == "Person 3"  # the first kept
     errors = {q[2]: q[3] for q in state["quarantine"]}
@@ -206,15 +200,15 @@ def test_a_folder_with_a_duplicate_uid_and_a_bad_card_migrates_alike(
 @pytest.mark.parametrize("batch", [2, 100])
 def test_a_first_listing_of_a_folder_syncs_alike_on_both_paths(
         tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A spoke that cannot stream (a plain vdir folder) takes the fresh path on its first
+    """A spoke that cannot stream (a listing spoke) takes the fresh path on its first
     sync into an empty hub too, with the same outcome; a second sync of each finds nothing
     to do. Two files sharing a UID in different chunks (batch 2) quarantine one of them on
     both paths."""
     folder = _folder(tmp_path, 9, {
         "c03b.vcf": card("Person 3 again", "uid3"), "c05.vcf": BROKEN,
         "nouid.vcf": "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Uid\r\nEND:VCARD\r\n"})
-    assert VdirConnector(VdirOptions(path=str(folder)), link="cards").streamed_migration() is None
-    state = _folder_both_ways(tmp_path, monkeypatch, folder, batch, VdirConnector, again=True)
+    assert _ListedVdir(VdirOptions(path=str(folder)), link="cards").streamed_migration() is None
+    state = _folder_both_ways(tmp_path, monkeypatch, folder, batch, _ListedVdir, again=True)
     assert {k for k in state["contact"]["records"] if k.startswith("uid")} == {
         f"uid{i}" for i in range(9) if i != 5}
     assert "contact:nouid.vcf" in state["contact"]["records"]

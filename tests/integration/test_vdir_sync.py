@@ -24,6 +24,34 @@ def seed(env: VdirEnv, n: int, folder: str = "a") -> None:
                                             phones=[f"0{i}"]))
 
 
+def test_what_changes_in_a_folder_during_its_first_migration_arrives_in_the_same_run(
+        env: VdirEnv) -> None:
+    """A folder's first migration streams its files in name order, a chunk per commit. A
+    folder has no change token, so the run lists it in full right after the migration: a
+    file added behind the scan's position and an edit to a file already migrated both reach
+    the hub in that same run, and the next run finds nothing to do."""
+    seed(env, 9)
+    link = env.cfg.link("a").model_copy(update={"batch_size": 3})
+    done: list[int] = []
+
+    def progress(entity: str, n: int, total: int) -> None:
+        if not done:  # the first chunk (c0, c1, c2) has committed
+            env.write("a", "a-new.vcf", card("Newcomer", "uid-new"))  # sorts before c0
+            env.edit("a", "uid0", title="Partner")
+        done.append(n)
+
+    r = sync_link(env.hub, link, entities=["contact"], progress=progress)
+    assert r.status == "ok", r.message
+    assert done[:3] == [3, 6, 9]  # streamed: three chunks, each committed on its own
+    recs = env.hub_records()
+    assert recs["uid-new"]["name"] == "Newcomer"
+    assert recs["uid0"]["title"] == "Partner"
+    assert len(recs) == 10
+    seq = env.hub.last_seq()
+    again = sync_link(env.hub, link, entities=["contact"])
+    assert again.status == "ok" and env.hub.last_seq() == seq
+
+
 def test_an_edit_in_either_folder_reaches_the_other(env: VdirEnv) -> None:
     seed(env, 3)
     env.sync_all()

@@ -6,7 +6,7 @@ installed distribution's metadata on ``sys.path``, as pip leaves it)."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,33 +29,45 @@ from concord.errors import ConfigError, TerminalError
 from concord.records import new_id
 
 
+class _Listing(Connector):
+    """A connector with no optional capability: it only lists and reads (nothing)."""
+
+    capabilities = Capabilities(entities=("contact",))
+
+    def list(self, entity: str) -> Iterator[tuple[str, str]]:
+        return iter(())
+
+    def get(self, entity: str, refs: Sequence[str]) -> Iterable[base.Item | base.ItemError]:
+        return []
+
+
 def test_the_built_in_connectors_declare_what_the_engine_uses() -> None:
     assert SQLConnector.capabilities.streamed and SQLConnector.capabilities.incremental
     assert SQLConnector.capabilities.activation
     for dav in (CardDAVConnector, CalDAVConnector):
         caps = dav.capabilities
         assert caps.streamed and caps.incremental and not caps.activation
-    caps = VdirConnector.capabilities
-    assert not (caps.streamed or caps.incremental or caps.activation)
+    caps = VdirConnector.capabilities  # a folder: streamed in name order, listed in full
+    assert caps.streamed and not (caps.incremental or caps.activation)
 
 
 def test_a_capability_method_without_its_declaration_is_refused_at_class_definition() -> None:
     with pytest.raises(TypeError, match="StreamedMigration"):
-        class Probed(VdirConnector):
+        class Probed(_Listing):
             def scan(self, entity: str, after: str | None = None, batch: int = 2000):  # type: ignore[no-untyped-def]
                 return iter(())
     with pytest.raises(TypeError, match="ActivationHooks"):
-        class Hooked(VdirConnector):
+        class Hooked(_Listing):
             def install(self) -> None:
                 pass
 
 
 def test_a_flag_without_its_mixin_is_refused_and_a_mixin_sets_its_flag() -> None:
     with pytest.raises(TypeError, match="incremental=True"):
-        class Claims(VdirConnector):
+        class Claims(_Listing):
             capabilities = Capabilities(entities=("contact",), incremental=True)
 
-    class Streams(VdirConnector, StreamedMigration):
+    class Streams(_Listing, StreamedMigration):
         capabilities = Capabilities(entities=("contact",))
 
         def scan(self, entity: str, after: str | None = None, batch: int = 2000):  # type: ignore[no-untyped-def]
@@ -65,17 +77,17 @@ def test_a_flag_without_its_mixin_is_refused_and_a_mixin_sets_its_flag() -> None
     assert issubclass(SQLConnector, ChangeCapture) and issubclass(SQLConnector, ActivationHooks)
 
 
-def test_a_subclass_that_only_adds_a_mixin_gets_its_flag(tmp_path: Path) -> None:
+def test_a_subclass_that_only_adds_a_mixin_gets_its_flag() -> None:
     """It declares no capabilities of its own: the inherited ones are taken again with the
     flags its bases now imply (they stayed the base's, so the engine never streamed it)."""
-    class Streams(VdirConnector, StreamedMigration):
+    class Streams(_Listing, StreamedMigration):
         def scan(self, entity: str, after: str | None = None, batch: int = 2000):  # type: ignore[no-untyped-def]
             yield []
 
     assert Streams.capabilities.streamed
-    assert Streams.capabilities.entities == VdirConnector.capabilities.entities
-    assert not VdirConnector.capabilities.streamed
-    conn = Streams(VdirOptions(path=str(tmp_path)), link="s")
+    assert Streams.capabilities.entities == _Listing.capabilities.entities
+    assert not _Listing.capabilities.streamed
+    conn = Streams(base.ConnectorOptions(), link="s")
     assert conn.streamed_migration() is conn
 
 

@@ -59,6 +59,9 @@ class ItemError:
     ref: str
     error: str
     payload: str | None = None
+    #: the version of what could not be read, where the spoke knows it: quarantined at
+    #: that version, the item is not tried again until it changes (or its backoff ends)
+    version: str | None = None
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ the expected version first; properties Concord does not map are kept as they wer
 from __future__ import annotations
 
 import atexit
+import bisect
 import builtins
 import logging
 import multiprocessing
@@ -29,7 +30,14 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from concord.connectors import filestamps as fs
-from concord.connectors.base import Capabilities, Connector, ConnectorOptions, Item, ItemError
+from concord.connectors.base import (
+    Capabilities,
+    Connector,
+    ConnectorOptions,
+    Item,
+    ItemError,
+    StreamedMigration,
+)
 from concord.errors import ConfigError, ItemInvalid, PreconditionFailed, TerminalError
 from concord.formats import ical, vcard
 
@@ -50,7 +58,7 @@ class VdirOptions(ConnectorOptions):
 _COMPONENT = {"task": "VTODO", "event": "VEVENT"}
 
 
-class VdirConnector(Connector):
+class VdirConnector(Connector, StreamedMigration):
     name = "vdir"
     capabilities = Capabilities(entities=("client", "contact", "staff", "task", "event"),
                                 concurrent_reads=True)
@@ -70,6 +78,8 @@ class VdirConnector(Connector):
                                       "options.create = true to have Concord create it)")
             self.root.mkdir(parents=True, exist_ok=True)
         self.window = fs.window_of(self.root)
+        #: the sorted file names of one extension, as ``scan_range`` last listed them
+        self._names: tuple[str, builtins.list[str]] | None = None
 
     def ext(self, entity: str) -> str:
         return self.fileext or (".ics" if entity in _COMPONENT else ".vcf")
@@ -107,6 +117,44 @@ class VdirConnector(Connector):
                             pass
                     out.append((e.name, version))
         return out
+
+    # -- a first migration, streamed in file-name order ----------------------------
+    # A big folder's first migration takes the engine's streamed path: resumable after its
+    # last committed chunk, and cut into ranges of names that other processes read, parse
+    # and map side by side (``engine/aside.py``). The names come from one ``listdir`` (no
+    # stat: the versions are taken as each file is read). A file added during the
+    # migration is found by the run's listing right after it, like any edit made meanwhile.
+    def _sorted(self, entity: str, fresh: bool = True) -> builtins.list[str]:
+        ext = self.ext(entity)
+        if fresh or self._names is None or self._names[0] != ext:
+            names = sorted(n for n in os.listdir(self.root)
+                           if n.endswith(ext) and not n.startswith("."))
+            self._names = (ext, names)
+        return self._names[1]
+
+    def count(self, entity: str) -> int:
+        return len(self._sorted(entity))
+
+    def scan(self, entity: str, after: str | None = None,
+             batch: int = 2000) -> Iterator[builtins.list[Item | ItemError]]:
+        names = self._sorted(entity)
+        lo = bisect.bisect_right(names, after) if after is not None else 0
+        if len(names) - lo >= 4 * PARALLEL_FROM:
+            _start_pool()  # migrated in this process: parse on the other cores as well
+        for i in range(lo, len(names), batch):
+            yield builtins.list(self.get(entity, names[i:i + batch]))
+
+    def bounds(self, entity: str, after: str | None, batch: int) -> Iterator[str]:
+        names = self._sorted(entity)
+        lo = bisect.bisect_right(names, after) if after is not None else 0
+        return iter(names[lo + batch - 1::batch])
+
+    def scan_range(self, entity: str, after: str | None,
+                   upto: str | None) -> builtins.list[Item | ItemError]:
+        names = self._sorted(entity, fresh=False)
+        lo = bisect.bisect_right(names, after) if after is not None else 0
+        hi = bisect.bisect_right(names, upto) if upto is not None else len(names)
+        return _read_many(str(self.root), names[lo:hi], self.window, _COMPONENT.get(entity))
 
     def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
         pool = _POOL if len(refs) >= PARALLEL_FROM else None
@@ -248,7 +296,8 @@ def _read_many(folder: str, refs: Sequence[str], window: int, comp: str | None =
             else:
                 uid, fields = ical.read(text, comp, name=path)
         except (vcard.VCardError, ical.ICalError) as exc:
-            out.append(ItemError(ref, str(exc), raw[:2000].decode("utf-8", "replace")))
+            out.append(ItemError(ref, str(exc), raw[:2000].decode("utf-8", "replace"),
+                                 fs.version(st, raw, window)))
             continue
         out.append(Item(ref, fs.version(st, raw, window), fields, {}, uid, st.st_mtime))
     return out

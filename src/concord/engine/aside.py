@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 ASIDE_FROM = 20_000
 
 #: what a chunk prepared aside carries: (last ref scanned, items scanned, rows, items the link
-#: does not carry, quarantine rows, error messages)
-Prepared = tuple[str, int, "list[FreshRow]", int, "list[Bad]", list[str]]
+#: does not carry, quarantine rows, error messages, refs left out with their versions:
+#: ``EntitySync._left``)
+Prepared = tuple[str, int, "list[FreshRow]", int, "list[Bad]", list[str],
+                 dict[str, str | None]]
 
 
 def usable(sync: EntitySync) -> bool:
@@ -196,7 +198,10 @@ def _prepare(pipe: Connection, theirs: list[Connection], hub_url: str, tenant: s
         for last, items in _chunks(streamed, entity, after, batch, spans):
             mapped, bad = sync._map_chunk(items)
             rows, not_synced = sync._fresh_rows(mapped, bad)
-            pipe.send(("chunk", last, len(items), rows, not_synced, bad, sync.result.errors))
+            sync._left = {}  # the chunk's items left out, with their versions
+            sync._note_left(items, mapped, bad)
+            pipe.send(("chunk", last, len(items), rows, not_synced, bad, sync.result.errors,
+                       sync._left))
             sync.result.errors = []
             sync._claimed.clear()  # as in one process: a chunk's UIDs, then forgotten
             # and the chunk's reference translations: each process would keep its own

@@ -128,6 +128,10 @@ class EntitySync:
         self._versions: dict[str, str] = {}  # spoke ref -> version, as listed by this run
         # the hub writes a migration has committed so far (its checkpoints count them)
         self._mig_written = 0
+        #: during and right after a migration from a spoke that lists in full: the refs it
+        #: read that left no link state (not synced, quarantined), with the version read
+        #: (None: unknown); the run's listing after it does not try them a second time
+        self._left: dict[str, str | None] | None = None
 
     def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
@@ -149,8 +153,13 @@ class EntitySync:
             self._migrate(cp, streamed)
             cp = hub.checkpoint(name, entity)
             self.handled.clear()  # rows edited during the migration must be read again now
+            # the hub holds the migrated records now: the rest of the run looks them up
+            # (a second item with a migrated one's UID is a duplicate, not a new record)
+            (self.hub_has_entity, self.has_quarantine, self.has_intents,
+             self.has_exclusions) = hub.entity_flags(name, entity)
         hub_seq_now = hub.last_seq()
         ch = self.conn.changes(entity, cp.spoke_token)
+        left, self._left = self._left, None
         if ch.idents and not self.dry_run:
             self._relink(ch.idents)
 
@@ -166,6 +175,9 @@ class EntitySync:
             deleted_refs = {r for r in ch.deleted if r in by_ref and r not in ch.changed}
         dirty = [ref for ref, v in ch.changed.items()
                  if (a := by_ref.get(ref)) is None or a.spoke_version != v]
+        if left:  # read by this run's migration and left out: once per run is enough
+            dirty = [ref for ref in dirty if ref not in left
+                     or ((v := left[ref]) is not None and v != ch.changed[ref])]
         # quarantined records are tried again when they change, when a record of a parent
         # type changes (the parent they waited for may have arrived), or when their backoff
         # ends (the cause may be gone without anything changing: a value mapped, a server
@@ -301,15 +313,20 @@ class EntitySync:
             self.total = int(counted)
         self.done = int(progress.get("done") or 0)
         self._mig_written = int(progress.get("written") or 0)
+        if self.conn.change_capture() is None:  # the run's listing follows: see _left
+            self._left = {}
         # Each chunk commits before the next is read. (Committing on a background thread
         # while the next chunk is built was measured slower: the two threads share the GIL
         # and the handover cost more CPU than the overlap won.)
         if self.ASIDE and self._fresh() and aside.usable(self):
             # a large first migration: a second process prepares the chunks (engine/aside.py)
             with aside.Aside(self, progress["after"]) as prepared:
-                for last, n, rows, not_synced, bad, errors in prepared:
+                for last, n, rows, not_synced, bad, errors, left in prepared:
                     progress = {**progress, "after": last, "done": self.done + n}
                     self.result.errors.extend(errors)
+                    if self._left is not None:
+                        self._left.update(left)
+                    self._versions = {r: v for r, v in left.items() if v is not None}
                     self._commit_fresh(rows, not_synced, bad,
                                        Checkpoint(cp.hub_seq, None, progress))
                     self.handled.clear()
@@ -318,6 +335,8 @@ class EntitySync:
                 if not batch:
                     continue
                 progress = {**progress, "after": batch[-1].ref, "done": self.done + len(batch)}
+                # quarantined at the version read: not tried again until it changes
+                self._versions = {g.ref: g.version for g in batch if g.version is not None}
                 self._spoke_items(batch, {}, {}, checkpoint=Checkpoint(cp.hub_seq, None, progress))
                 # bounded memory: a scan yields each row once, so nothing of this batch is
                 # needed again (children look their parents up in the archive)
@@ -435,6 +454,7 @@ class EntitySync:
         mapped, bad = self._map_chunk(got)
         if not by_ref and self._fresh():
             self._create_fresh(mapped, bad, checkpoint)
+            self._note_left(got, mapped, bad)
             return
         idents = [it.ident for it, _ in mapped
                   if by_ref.get(it.ref) is None and it.ident] if self.hub_has_entity else []
@@ -507,6 +527,21 @@ class EntitySync:
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint)
+        self._note_left(got, mapped, bad)
+
+    def _note_left(self, got: list[Item | ItemError], mapped: list[tuple[Item, Content | None]],
+                   bad: list[Bad]) -> None:
+        """Note a migration chunk's items that left no link state (``_left``), with the
+        version read (None where the spoke gave none)."""
+        left = self._left
+        if left is None:
+            return
+        for it, content in mapped:
+            if content is None:
+                left[it.ref] = it.version
+        refs = {ref for side, ref, *_ in bad if side == "spoke"}
+        if refs:
+            left.update((g.ref, g.version) for g in got if g.ref in refs)
 
     def _create_fresh(self, mapped: list[tuple[Item, Content | None]], bad: list[Bad],
                       checkpoint: Checkpoint | None) -> None:
