@@ -95,7 +95,7 @@ class LinkConfig(BaseModel):
     batch_size: int = Field(1000, ge=1, le=100_000)
     #: a first migration of 20,000 rows or more is prepared by two more processes while
     #: this one commits (engine/aside.py): about twice as fast on two cores, for about
-    #: 140 MB more memory while it runs; false keeps it in one process
+    #: 90 MB more memory while it runs; false keeps it in one process
     prepare_aside: bool = True
     #: who may activate this link: the e-mail of an active administrator at the spoke
     admin: str | None = None

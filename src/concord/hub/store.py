@@ -53,7 +53,7 @@ _ARCHIVE_COLS = ("tenant", "link", "entity", "hub_id", "spoke_ref", "spoke_versi
                  "synced_at", "hub_hash")
 
 
-def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
+def make_engine(url: str, *, cache_mib: int = 16) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -67,7 +67,10 @@ def make_engine(url: str, *, cache_mib: int = 64) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            # 64 MiB by default: a batch of writes stays in memory
+            # 16 MiB by default: a chunk's writes (a few MiB for 2,000 records with their
+            # link state) stay in memory until it commits; more buys nothing measurable (the
+            # operating system caches the file as well) and costs memory: a migration of 1M
+            # rows of every type peaked at 146 MB with 64 MiB, at 93 MB with 16 MiB, as fast
             cur.execute(f"PRAGMA cache_size={-1024 * int(cache_mib)}")
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -173,7 +176,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
     """One practice's view of the hub store."""
 
     def __init__(self, url: str = DEFAULT_URL, tenant: str = "default", *, migrate: bool = True,
-                 engine: Engine | None = None, cache_mib: int = 64) -> None:
+                 engine: Engine | None = None, cache_mib: int = 16) -> None:
         """``cache_mib``: SQLite's page cache per connection (a process that only reads a
         little, such as one preparing a migration, takes a small one)."""
         self.url = url
