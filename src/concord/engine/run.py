@@ -164,17 +164,25 @@ class EntitySync:
             self._relink(ch.idents)
 
         # A. the spoke side: which refs changed, which vanished
+        linked: int | None = None  # how many refs the link holds, where the listing is full
         if ch.complete:
-            arch_by_id = hub.archive(name, entity)
-            by_ref = {a.spoke_ref: a for a in arch_by_id.values()}
-            deleted_refs = set(by_ref) - set(ch.changed)
+            # a full listing is compared with the link's refs and versions alone; the whole
+            # link state (its bases are the bulk of its bytes) is read for what differs
+            known = hub.archive_versions(name, entity)
+            linked = len(known)
+            deleted_refs = set(known) - set(ch.changed)
+            dirty = [ref for ref, v in ch.changed.items() if ref not in known or known[ref] != v]
+            stale = [ref for ref in dirty if ref in known]
+            del known
+            by_ref = {a.spoke_ref: a for a in hub.archive_select(
+                name, entity, spoke_refs=[*stale, *deleted_refs])}
         else:
             touched = list(set(ch.changed) | ch.deleted)
             by_ref = {a.spoke_ref: a for a in hub.archive_select(name, entity, spoke_refs=touched)}
-            arch_by_id = {a.hub_id: a for a in by_ref.values()}
             deleted_refs = {r for r in ch.deleted if r in by_ref and r not in ch.changed}
-        dirty = [ref for ref, v in ch.changed.items()
-                 if (a := by_ref.get(ref)) is None or a.spoke_version != v]
+            dirty = [ref for ref, v in ch.changed.items()
+                     if (a := by_ref.get(ref)) is None or a.spoke_version != v]
+        arch_by_id = {a.hub_id: a for a in by_ref.values()}
         if left:  # read by this run's migration and left out: once per run is enough
             dirty = [ref for ref in dirty if ref not in left
                      or ((v := left[ref]) is not None and v != ch.changed[ref])]
@@ -206,13 +214,14 @@ class EntitySync:
         held = self._guard(ch.complete and not ch.changed, len(deleted_refs),
                            0 if hub_seq_now <= cp.hub_seq else
                            hub.count_deleted_linked(name, entity, cp.hub_seq),
-                           (lambda: len(arch_by_id)) if ch.complete else
+                           (lambda: linked) if linked is not None else
                            (lambda: hub.archive_count(name, entity)))
         if held:
             self.result.held = held
             return self.result
 
         self.total = len(dirty) + len(deleted_refs)
+        has_linked = None if linked is None else linked > 0
         # C. spoke-side changes, chunk by chunk; where the connector allows, the next chunk
         # is read while this one is written
         chunks = [dirty[i:i + self.batch] for i in range(0, len(dirty), self.batch)]
@@ -223,10 +232,10 @@ class EntitySync:
                     got = fut.result()
                     if i + 1 < len(chunks):
                         fut = ex.submit(self._read, chunks[i + 1])
-                    self._spoke_items(got, by_ref, ch.changed)
+                    self._spoke_items(got, by_ref, ch.changed, linked=has_linked)
         else:
             for chunk in chunks:
-                self._spoke_items(self._read(chunk), by_ref, ch.changed)
+                self._spoke_items(self._read(chunk), by_ref, ch.changed, linked=has_linked)
         # D. hub-side changes and spoke deletes
         deleted_ids = {by_ref[r].hub_id for r in deleted_refs}
         pending_deleted = set(deleted_ids)
@@ -234,13 +243,12 @@ class EntitySync:
                                   skip=self.own_range):
             ids = [i for i, _, _ in page if i not in self.handled]
             seqs = {i: s for i, s, _ in page}
-            if not ch.complete:
-                for a in hub.archive_select(name, entity, hub_ids=[i for i in ids if i not in arch_by_id]):
-                    arch_by_id[a.hub_id] = a
+            for a in hub.archive_select(name, entity, hub_ids=[i for i in ids if i not in arch_by_id]):
+                arch_by_id[a.hub_id] = a
             self._hub_chunk(ids, arch_by_id, deleted_ids, seqs)
             pending_deleted -= set(ids)
         rest = [i for i in pending_deleted | set(retry_ids) if i not in self.handled]
-        if rest and not ch.complete:
+        if rest:
             for a in hub.archive_select(name, entity, hub_ids=[i for i in rest if i not in arch_by_id]):
                 arch_by_id[a.hub_id] = a
         for i in range(0, len(rest), self.batch):
@@ -450,9 +458,12 @@ class EntitySync:
         return mapped, bad
 
     def _spoke_items(self, got: list[Item | ItemError], by_ref: dict[str, ArchiveRow],
-                     listed: dict[str, str], checkpoint: Checkpoint | None = None) -> None:
+                     listed: dict[str, str], checkpoint: Checkpoint | None = None, *,
+                     linked: bool | None = None) -> None:
+        """``by_ref``: the link state of (at least) these items' refs; ``linked``: does the
+        link hold any ref (None: as ``by_ref`` says, which then holds the link's all)."""
         mapped, bad = self._map_chunk(got)
-        if not by_ref and self._fresh():
+        if not (by_ref if linked is None else linked) and self._fresh():
             self._create_fresh(mapped, bad, checkpoint)
             self._note_left(got, mapped, bad)
             return

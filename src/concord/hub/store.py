@@ -408,6 +408,21 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         with self.engine.connect() as cn:
             return run(cn)
 
+    def archive_versions(self, link: str, entity: str) -> dict[str, str | None]:
+        """spoke ref -> spoke version of every record the link holds: what a full listing
+        is compared with (without the bases, which are the bulk of the link state's bytes)."""
+        c = s.archive.c
+        with self.engine.connect() as conn:
+            if conn.dialect.name in ("sqlite", "postgresql"):
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                rows = conn.exec_driver_sql(
+                    f"SELECT spoke_ref, spoke_version FROM archive WHERE tenant = {mark} "
+                    f"AND link = {mark} AND entity = {mark}", (self.tenant, link, entity))
+            else:
+                rows = conn.execute(select(c.spoke_ref, c.spoke_version).where(
+                    c.tenant == self.tenant, c.link == link, c.entity == entity))
+            return dict(rows.fetchall())  # type: ignore[arg-type]
+
     def _archive_named(self, link: str, entity: str, cols: Sequence[str], hub_ids: Iterable[str],
                        spoke_refs: Iterable[str]) -> list[Any]:
         """``cols`` of the link-state rows named by hub id or spoke ref, 500 keys a query (a
