@@ -48,6 +48,7 @@ from concord.hub.store import Hub
 aside.ASIDE_FROM = 0
 EntitySync.ASIDE = {on!r}
 REGISTRY.update({registry!r})
+{pre}
 started = 0
 real = aside.Aside.__init__
 
@@ -73,7 +74,7 @@ if __name__ == "__main__":
 
 
 def _sync(tmp_path: Path, hub: Hub, link: Any, *, aside_on: bool,
-          env: dict[str, str] | None = None) -> dict[str, Any]:
+          env: dict[str, str] | None = None, pre: str = "") -> dict[str, Any]:
     """One sync, with the second process on (for any size) or off, in a process of its own:
     forking is refused beside other threads, which earlier tests may leave in this one.
     Returns its status, message, counts and errors (or the error it raised) and how many
@@ -81,7 +82,7 @@ def _sync(tmp_path: Path, hub: Hub, link: Any, *, aside_on: bool,
     script = tmp_path / "sync.py"
     script.write_text(textwrap.dedent(SYNC.format(
         root=str(ROOT), on=aside_on, registry=dict(REGISTRY), hub=hub.url,
-        link=link.model_dump_json())))
+        link=link.model_dump_json(), pre=pre)))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT / "src"),
                                             **(env or {})})
@@ -183,6 +184,31 @@ def test_a_folder_prepared_aside_is_the_one_process_migration(
     assert sum(odd["broken"] in e for e in errors["contact"]) == 1, errors
     assert {q[2] for q in state["quarantine"]} == {odd["broken"], odd["dup"]}
     assert state["contact"]["records"]["uid3"][0]["name"] == "Person 3"  # the first kept
+
+
+POOL_RUNNING = """
+import threading
+from concord.connectors import vdir
+vdir._start_pool()  # as an earlier run of a big folder leaves it in this process
+assert list(vdir._POOL.map(abs, [-1])) == [1] and threading.active_count() > 1
+"""
+
+
+def test_a_folder_is_prepared_aside_after_a_run_that_left_its_parsing_pool_running(
+        tmp_path: Path) -> None:
+    """Forking beside a running thread is unsafe, and the parsing pool of a folder runs
+    one: the folder connector stops it before the migration forks its preparing processes
+    (``before_fork``), rather than the migration giving up the second process."""
+    folder = tmp_path / "cards"
+    _cards(folder, 30)
+    link = LinkConfig(name="cards", connector="vdir", batch_size=4,
+                      options={"path": str(folder)}, entities={"contact": EntityConfig()})
+    hub = Hub(f"sqlite:///{tmp_path / 'hub.db'}")
+    r = _sync(tmp_path, hub, link, aside_on=True, pre=POOL_RUNNING)
+    assert r["status"] == "ok", r
+    assert r["started"] == 1
+    assert r["counts"]["contact"]["create in hub"] == 30
+    assert hub.count("contact") == 30
 
 
 class FailingSQL(SQLConnector):

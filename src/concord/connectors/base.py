@@ -178,7 +178,8 @@ def _refusing_batch(method: _F) -> _F:
 #: method names that belong to an optional capability: a connector defining one must
 #: declare the capability (its mixin), so nothing is found by probing
 _CAPABILITY_METHODS = {
-    "scan": "StreamedMigration", "count": "StreamedMigration",
+    "scan": "StreamedMigration", "count": "StreamedMigration", "bounds": "StreamedMigration",
+    "scan_range": "StreamedMigration", "before_fork": "StreamedMigration",
     "current_token": "ChangeCapture", "token_after_writes": "ChangeCapture",
     "admin_problem": "ActivationHooks", "install": "ActivationHooks",
     "uninstall": "ActivationHooks", "capture_installed": "ActivationHooks",
@@ -397,6 +398,13 @@ class StreamedMigration(ABC):
         """The items with ``after`` < ref <= ``upto`` (no upper bound when None), in ref
         order; needed where ``bounds`` gives refs."""
         raise NotImplementedError
+
+    def before_fork(self) -> None:
+        """Optional: stop the connector's own helper threads and processes (a parsing
+        pool), called before a migration is prepared in forked processes, which forking
+        beside a running thread would make unsafe; the connector starts them again when it
+        next needs them. The default has none."""
+        return None
 
 
 class ChangeCapture(ABC):

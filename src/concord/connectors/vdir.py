@@ -149,6 +149,9 @@ class VdirConnector(Connector, StreamedMigration):
         lo = bisect.bisect_right(names, after) if after is not None else 0
         return iter(names[lo + batch - 1::batch])
 
+    def before_fork(self) -> None:
+        shutdown_pool()  # the preparing processes parse side by side instead
+
     def scan_range(self, entity: str, after: str | None,
                    upto: str | None) -> builtins.list[Item | ItemError]:
         names = self._sorted(entity, fresh=False)

@@ -24,7 +24,9 @@ Used when it can pay and is safe: two cores or more, at least ``ASIDE_FROM`` row
 a file or a server (not in memory), a connector the run made from the link's configuration (so the child can make its twin), and a
 process free to fork one (no other thread running: the CLI's progress display refreshes
 from its callback for this reason; the service runs each link's syncs in a worker process of
-its own). Otherwise, and for a dry run, the migration runs in one process.
+its own; a connector's own helpers, such as a folder's parsing pool, are stopped first:
+``StreamedMigration.before_fork``). Otherwise, and for a dry run, the migration runs in one
+process.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def usable(sync: EntitySync) -> bool:
     from concord.connectors.base import connector_class
 
     if ((os.cpu_count() or 1) < 2 or mp.current_process().daemon
-            or threading.active_count() > 1 or "fork" not in mp.get_all_start_methods()):
+            or "fork" not in mp.get_all_start_methods()):
         return False
     if (not sync.link.prepare_aside or sync.total < ASIDE_FROM
             or sync.entity in sync.map.refs.values()):
@@ -69,9 +71,14 @@ def usable(sync: EntitySync) -> bool:
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         return False
     try:
-        return sync.own_connector and type(sync.conn) is connector_class(sync.link.connector)
+        if not (sync.own_connector and type(sync.conn) is connector_class(sync.link.connector)):
+            return False
     except ConcordError:
         return False
+    streamed = sync.conn.streamed_migration()
+    if streamed is not None and threading.active_count() > 1:
+        streamed.before_fork()  # the connector's own helpers (vdir's parsing pool) stop
+    return threading.active_count() == 1
 
 
 #: how many processes prepare side by side when the spoke cuts its items into ranges
