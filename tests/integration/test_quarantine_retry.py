@@ -63,3 +63,27 @@ def test_one_bad_file_is_not_retried_every_run_but_when_it_changes_or_its_backof
     (folder / "bad.vcf").write_text(GOOD.format(uid="bad", name="Fixed"))
     r = sync_link(hub, link, trigger="schedule")
     assert hub.quarantined("office") == [] and hub.count("contact") == 2, r.counts
+
+
+def test_a_first_migration_releases_what_was_quarantined_before_it_and_is_linked_now(
+        tmp_path: Path) -> None:
+    """A first migration skips releasing quarantine rows where the entity had none when it
+    began (it scans each file once, so nothing it quarantines is linked later); where some
+    were held already (here, a file quarantined before the link's first migration), the
+    chunk that links the file releases its row, and a row of another entity stays."""
+    folder = tmp_path / "office"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"c{i}.vcf").write_text(GOOD.format(uid=f"uid{i}", name=f"Person {i}"))
+        settled(folder / f"c{i}.vcf")
+    cfg = from_dict({"hub": {"url": f"sqlite:///{tmp_path / 'hub.db'}"}, "links": {"office": {
+        "connector": "vdir", "options": {"path": str(folder)}, "batch_size": 2,
+        "entities": {"contact": {}}}}})
+    hub = Hub(cfg.hub.url)
+    with hub.begin() as conn:
+        hub.quarantine_items(conn, "office", "contact", [("spoke", "c3.vcf", "held (test)", None)])
+        hub.quarantine_items(conn, "office", "client", [("spoke", "c3.vcf", "held (test)", None)])
+    r = sync_link(hub, cfg.link("office"))
+    assert r.ok, r.message
+    assert r.entities["contact"].counts["migrated"] == 5
+    assert [(q["entity"], q["ref"]) for q in hub.quarantined("office")] == [("client", "c3.vcf")]

@@ -132,6 +132,8 @@ class EntitySync:
         #: read that left no link state (not synced, quarantined), with the version read
         #: (None: unknown); the run's listing after it does not try them a second time
         self._left: dict[str, str | None] | None = None
+        #: during a migration: do its fresh chunks release quarantine rows (``_migrate``)
+        self._release: bool | None = None
 
     def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
@@ -323,6 +325,11 @@ class EntitySync:
         self._mig_written = int(progress.get("written") or 0)
         if self.conn.change_capture() is None:  # the run's listing follows: see _left
             self._left = {}
+        # a scan yields each ref once, so what one chunk quarantines is never linked by a
+        # later one: the chunks release quarantine rows only if the entity had some already
+        # (a chunk's commit looks up each ref it links otherwise, for nothing)
+        self._release = self.has_quarantine and any(
+            r["entity"] == entity for r in hub.quarantined(name))
         # Each chunk commits before the next is read. (Committing on a background thread
         # while the next chunk is built was measured slower: the two threads share the GIL
         # and the handover cost more CPU than the overlap won.)
@@ -364,6 +371,7 @@ class EntitySync:
 
         hub.checkpoint_at_head(name, entity, at_head)
         self.hub_written = 0
+        self._release = None
         self.result.counts["migrated"] = self.done
 
     # ------------------------------------------------------------------ planning
@@ -608,8 +616,9 @@ class EntitySync:
         entity, label = self.entity, "create in hub"
         batch = Batch(self.link.name, entity, f"link:{self.link.name}", quarantine=bad,
                       selection=self.selection, has_exclusions=self.has_exclusions,
-                      has_quarantine=self.has_quarantine, checkpoint=checkpoint,
-                      versions=self._versions)
+                      has_quarantine=(self.has_quarantine if self._release is None
+                                      else self._release),
+                      checkpoint=checkpoint, versions=self._versions)
         batch.fresh = rows
         # a UID-named record must still not exist when the batch commits
         batch.expected.update((r[0], None) for r in rows if r[5])
