@@ -126,6 +126,36 @@ def upsert_rows(conn: Connection, table: Any, cols: Sequence[str], rows: Sequenc
     conn.execute(stmt, [dict(zip(cols, r, strict=True)) for r in rows])
 
 
+def _select_in(conn: Connection, table: Any, cols: Sequence[str], fixed: dict[str, Any],
+               key: str, keys: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """``cols`` of the rows of ``table`` matching ``fixed`` whose ``key`` is one of ``keys``,
+    500 keys a query. The hub's look-ups by key run for every chunk of a run, so on SQLite
+    and PostgreSQL the text goes to the driver as it is and the rows come back whole
+    (SQLAlchemy's statement building and row iteration cost more than the look-up itself)."""
+    out: list[tuple[Any, ...]] = []
+    if not keys:
+        return out
+    if conn.dialect.name in ("sqlite", "postgresql"):
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        where = " AND ".join(f"{c} = {mark}" for c in fixed)
+        head = f"SELECT {', '.join(cols)} FROM {table.name} WHERE {where} AND {key} IN "
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                cursor.execute(head + f"({', '.join([mark] * len(part))})",
+                               (*fixed.values(), *part))
+                out.extend(cursor.fetchall())
+        finally:
+            cursor.close()
+        return out
+    c = table.c
+    for i in range(0, len(keys), 500):
+        out.extend(tuple(r) for r in conn.execute(select(*(c[n] for n in cols)).where(
+            *(c[k] == v for k, v in fixed.items()), c[key].in_(keys[i:i + 500]))))
+    return out
+
+
 def load_content(data: str) -> tuple[dict[str, Any], dict[str, str | None]]:
     doc = orjson.loads(data)
     return doc.get("f", {}), doc.get("r", {})
@@ -319,12 +349,11 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         if not ids:
             return out
         def run(c: Connection) -> None:
-            for i in range(0, len(ids), 500):
-                q = select(s.records).where(s.records.c.tenant == self.tenant,
-                                            s.records.c.entity == entity,
-                                            s.records.c.id.in_(ids[i:i + 500]))
-                for row in c.execute(q):
-                    out[row.id] = self._row_record(row)
+            for id_, seq, deleted, data, at in _select_in(
+                    c, s.records, ("id", "seq", "deleted", "data", "updated_at"),
+                    {"tenant": self.tenant, "entity": entity}, "id", ids):
+                fields, refs = load_content(data)
+                out[id_] = Record(entity, id_, fields, refs, bool(deleted), int(seq), float(at))
         if conn is not None:
             run(conn)
         else:
@@ -428,24 +457,11 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
         """``cols`` of the link-state rows named by hub id or spoke ref, 500 keys a query (a
         reference look-up runs this for every chunk, so on SQLite and PostgreSQL the text is
         built once and goes to the driver as it is)."""
-        c = s.archive.c
         out: list[Any] = []
+        fixed = {"tenant": self.tenant, "link": link, "entity": entity}
         with self.engine.connect() as conn:
-            raw = conn.dialect.name in ("sqlite", "postgresql")
-            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             for key, keys in (("hub_id", list(hub_ids)), ("spoke_ref", list(spoke_refs))):
-                for i in range(0, len(keys), 500):
-                    part = keys[i:i + 500]
-                    if raw:
-                        out.extend(conn.exec_driver_sql(
-                            f"SELECT {', '.join(cols)} FROM archive WHERE tenant = {mark} AND "
-                            f"link = {mark} AND entity = {mark} AND {key} IN "
-                            f"({', '.join([mark] * len(part))})",
-                            (self.tenant, link, entity, *part)))
-                    else:
-                        out.extend(conn.execute(select(*(c[n] for n in cols)).where(
-                            c.tenant == self.tenant, c.link == link, c.entity == entity,
-                            c[key].in_(part))))
+                out.extend(_select_in(conn, s.archive, cols, fixed, key, keys))
         return out
 
     def archive_select(self, link: str, entity: str, *, hub_ids: Iterable[str] = (),
@@ -667,13 +683,8 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             self.save_archive(conn, link, entity, rows)
 
     def _seqs(self, conn: Connection, entity: str, ids: list[str]) -> dict[str, int]:
-        c = s.records.c
-        out: dict[str, int] = {}
-        for i in range(0, len(ids), 500):
-            for row in conn.execute(select(c.id, c.seq).where(
-                    c.tenant == self.tenant, c.entity == entity, c.id.in_(ids[i:i + 500]))):
-                out[row.id] = int(row.seq)
-        return out
+        return {i: int(seq) for i, seq in _select_in(
+            conn, s.records, ("id", "seq"), {"tenant": self.tenant, "entity": entity}, "id", ids)}
 
     # -- conflicts, quarantine ------------------------------------------------------
     def add_conflicts(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
