@@ -93,9 +93,9 @@ class LinkConfig(BaseModel):
     #: seconds between runs when running continuously (change notifications wake it sooner)
     interval: float = Field(1.0, gt=0)
     batch_size: int = Field(1000, ge=1, le=100_000)
-    #: a first migration of 20,000 rows or more is prepared by two more processes while
+    #: a first migration of 10,000 rows or more is prepared by two more processes while
     #: this one commits (engine/aside.py): about twice as fast on two cores, for about
-    #: 90 MB more memory while it runs; false keeps it in one process
+    #: 60-90 MB more memory while it runs; false keeps it in one process
     prepare_aside: bool = True
     #: who may activate this link: the e-mail of an active administrator at the spoke
     admin: str | None = None

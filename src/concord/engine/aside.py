@@ -47,8 +47,10 @@ if TYPE_CHECKING:
     from concord.engine.run import Bad, EntitySync
     from concord.hub.store import FreshRow
 
-#: a migration of fewer rows runs in one process: starting the child costs more than it wins
-ASIDE_FROM = 20_000
+#: a migration of fewer rows runs in one process: starting the children costs about what they
+#: win (measured on two cores: at 10,000 rows, 0.49 s aside against 0.56 s in one process from
+#: a practice database, 0.8 s against 1.2 s from a folder; at 3,000 rows one process wins)
+ASIDE_FROM = 10_000
 
 #: what a chunk prepared aside carries: (last ref scanned, items scanned, rows, items the link
 #: does not carry, quarantine rows, error messages, refs left out with their versions:
