@@ -199,7 +199,7 @@ class EntitySync:
         retry_ids: list[str] = []
         self._versions = ch.changed
         if self.has_quarantine:
-            q = [r for r in hub.quarantined(name) if r["entity"] == entity]
+            q = hub.quarantined(name, entity)
             due = self._retry_due(q)
             spoke_q = {r["ref"]: r for r in q if r["side"] == "spoke"}
             # a full listing names every file again: one quarantined at the version it
@@ -332,8 +332,7 @@ class EntitySync:
         # a scan yields each ref once, so what one chunk quarantines is never linked by a
         # later one: the chunks release quarantine rows only if the entity had some already
         # (a chunk's commit looks up each ref it links otherwise, for nothing)
-        self._release = self.has_quarantine and any(
-            r["entity"] == entity for r in hub.quarantined(name))
+        self._release = self.has_quarantine and bool(hub.quarantined(name, entity))
         # Each chunk commits before the next is read. (Committing on a background thread
         # while the next chunk is built was measured slower: the two threads share the GIL
         # and the handover cost more CPU than the overlap won.)

@@ -334,9 +334,12 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
 
     @staticmethod
     def _row_record(row: Any) -> Record:
-        fields, refs = load_content(row.data)
-        return Record(row.entity, row.id, fields, refs, bool(row.deleted), int(row.seq),
-                      float(row.updated_at))
+        return Hub._record(row.entity, row.id, row.seq, row.deleted, row.data, row.updated_at)
+
+    @staticmethod
+    def _record(entity: str, id: str, seq: Any, deleted: Any, data: str, at: Any) -> Record:
+        fields, refs = load_content(data)
+        return Record(entity, id, fields, refs, bool(deleted), int(seq), float(at))
 
     def get(self, entity: str, id: str, *, conn: Connection | None = None) -> Record | None:
         got = self.get_many(entity, [id], conn=conn)
@@ -352,8 +355,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             for id_, seq, deleted, data, at in _select_in(
                     c, s.records, ("id", "seq", "deleted", "data", "updated_at"),
                     {"tenant": self.tenant, "entity": entity}, "id", ids):
-                fields, refs = load_content(data)
-                out[id_] = Record(entity, id_, fields, refs, bool(deleted), int(seq), float(at))
+                out[id_] = self._record(entity, id_, seq, deleted, data, at)
         if conn is not None:
             run(conn)
         else:
@@ -792,11 +794,14 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             row = conn.execute(stmt).one()
         return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
 
-    def quarantined(self, link: str | None = None) -> list[dict[str, Any]]:
+    def quarantined(self, link: str | None = None, entity: str | None = None
+                    ) -> list[dict[str, Any]]:
         c = s.quarantine.c
         q = select(s.quarantine).where(c.tenant == self.tenant, c.resolved_at.is_(None))
         if link:
             q = q.where(c.link == link)
+        if entity:
+            q = q.where(c.entity == entity)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(c.id))]
 
