@@ -341,6 +341,59 @@ def test_value_map_with_an_unmapped_value_means_not_synced(make_env) -> None:
     assert "o2" not in env.cards("a")
 
 
+def test_a_file_the_link_leaves_out_is_read_again_only_when_it_or_the_selection_changes(
+        make_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder is listed in full on every run. A card its link does not carry (a value map
+    without the card's kind) is noted with the version read: later runs neither read nor
+    count it until the file changes, the link's selection changes, or it is deleted."""
+    from concord.connectors import filestamps
+    from concord.connectors.vdir import VdirConnector
+
+    monkeypatch.setattr(filestamps, "window_of", lambda root: 0)  # exact stamps
+    read: list[str] = []
+    real_get = VdirConnector.get
+
+    def counting_get(self, entity, refs):  # type: ignore[no-untyped-def]
+        read.extend(refs)
+        return real_get(self, entity, refs)
+
+    monkeypatch.setattr(VdirConnector, "get", counting_get)
+    env = make_env({"a": {"values": {"kind": {"individual": "individual"}}}})
+    env.write("a", "p.vcf", card("Person", "p1", kind="individual"))
+    env.write("a", "o.vcf", card("Acme Ltd", "o1", kind="org", org="Acme Ltd"))
+    r = env.sync("a")
+    assert r.counts["not synced"] == 1 and set(env.hub_records()) == {"p1"}
+    assert set(env.hub.spoke_left("a", "contact")) == {"o.vcf"}
+
+    read.clear()
+    assert env.sync("a").counts == {} and read == []  # nothing read, nothing counted
+    st, _ = light(env, "a")
+    assert (st.color, st.spoke_excluded) == ("green", 1), st.reason
+    assert "spoke items not taken in (by the link's filters/value maps): 1" in st.reason
+
+    env.edit("a", "o1", title="Owner")  # still an organisation: read once, noted again
+    assert env.sync("a").counts == {"not synced": 1} and read == ["o.vcf"]
+    read.clear()
+    assert env.sync("a").counts == {} and read == []
+
+    # a second left-out card, deleted: its note goes with it
+    env.write("a", "q.vcf", card("Beta Ltd", "q1", kind="org"))
+    env.sync("a")
+    assert set(env.hub.spoke_left("a", "contact")) == {"o.vcf", "q.vcf"}
+    env.path_of("a", "q1").unlink()
+    assert env.sync("a").counts == {}
+    assert set(env.hub.spoke_left("a", "contact")) == {"o.vcf"}
+
+    # the value map gains the kind: the noted card is read and synced, its note dropped
+    wider = env.cfg.link("a").model_copy(deep=True)
+    wider.entities["contact"].values["kind"]["org"] = "org"
+    read.clear()
+    r = sync_link(env.hub, wider, entities=["contact"])
+    assert r.counts["create in hub"] == 1 and read == ["o.vcf"], r.counts
+    assert env.hub_records()["o1"]["title"] == "Owner"
+    assert env.hub.spoke_left("a", "contact") == {}
+
+
 def test_a_file_left_out_by_the_migration_is_counted_once_when_its_racy_window_ends(
         make_env, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file just written is versioned with its content's hash until the racy window has

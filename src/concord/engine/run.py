@@ -121,7 +121,7 @@ class EntitySync:
         # link's selection leaves out on purpose are noted (hub/exclusions.py), so they are
         # not counted as pending, and a changed selection plans them again
         (self.hub_has_entity, self.has_quarantine, self.has_intents,
-         self.has_exclusions) = hub.entity_flags(link.name, entity)
+         self.has_exclusions, self.has_left) = hub.entity_flags(link.name, entity)
         self.selection = selection_key(self.cfg)
         self._seqs: dict[str, int] = {}  # hub id -> feed seq, for the hub chunk being applied
         self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
@@ -159,7 +159,7 @@ class EntitySync:
             # the hub holds the migrated records now: the rest of the run looks them up
             # (a second item with a migrated one's UID is a duplicate, not a new record)
             (self.hub_has_entity, self.has_quarantine, self.has_intents,
-             self.has_exclusions) = hub.entity_flags(name, entity)
+             self.has_exclusions, self.has_left) = hub.entity_flags(name, entity)
         hub_seq_now = hub.last_seq()
         ch = self.conn.changes(entity, cp.spoke_token)
         left, self._left = self._left, None
@@ -192,6 +192,18 @@ class EntitySync:
             # racy window has passed. One changed meanwhile is read by the next run: it has
             # no link state, or it is quarantined at the version read.)
             dirty = [ref for ref in dirty if ref not in left]
+        if self.has_left:
+            # items the link's selection left out at the version listed now, under the
+            # selection it has now, are not read again; the notes of items gone are dropped
+            noted = hub.spoke_left(name, entity, None if ch.complete
+                                   else [*ch.changed, *ch.deleted])
+            sel = self.selection
+            dirty = [ref for ref in dirty if (n := noted.get(ref)) is None
+                     or n != (ch.changed.get(ref), sel)]
+            gone = [ref for ref in noted if ref not in ch.changed]
+            if gone and not self.dry_run:
+                with hub.begin() as conn:
+                    hub.drop_spoke_left(conn, name, entity, gone)
         # quarantined records are tried again when they change, when a record of a parent
         # type changes (the parent they waited for may have arrived), or when their backoff
         # ends (the cause may be gone without anything changing: a value mapped, a server
@@ -345,8 +357,11 @@ class EntitySync:
                     if self._left is not None:
                         self._left.update(left)
                     self._versions = {r: v for r, v in left.items() if v is not None}
+                    quarantined = {b[1] for b in bad}
                     self._commit_fresh(rows, not_synced, bad,
-                                       Checkpoint(cp.hub_seq, None, progress))
+                                       Checkpoint(cp.hub_seq, None, progress),
+                                       [(r, v) for r, v in left.items()
+                                        if v is not None and r not in quarantined])
                     self.handled.clear()
         else:
             for batch in streamed.scan(entity, progress["after"], self.batch):
@@ -548,7 +563,7 @@ class EntitySync:
                 cases.append(Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
-        self._apply(cases, bad, checkpoint)
+        self._apply(cases, bad, checkpoint, spoke_left=_not_synced(mapped))
         self._note_left(got, mapped, bad)
 
     def _note_left(self, got: list[Item | ItemError], mapped: list[tuple[Item, Content | None]],
@@ -574,7 +589,7 @@ class EntitySync:
         case per record. The result is the general path's
         (tests/integration/test_fresh_migration.py)."""
         rows, not_synced = self._fresh_rows(mapped, bad)
-        self._commit_fresh(rows, not_synced, bad, checkpoint)
+        self._commit_fresh(rows, not_synced, bad, checkpoint, _not_synced(mapped))
 
     def _fresh_rows(self, mapped: list[tuple[Item, Content | None]], bad: list[Bad]
                     ) -> tuple[list[FreshRow], int]:
@@ -614,13 +629,15 @@ class EntitySync:
         return rows, not_synced
 
     def _commit_fresh(self, rows: list[FreshRow], not_synced: int, bad: list[Bad],
-                      checkpoint: Checkpoint | None) -> None:
-        """Commit a fresh chunk (``_fresh_rows``) with its quarantine and checkpoint."""
+                      checkpoint: Checkpoint | None, spoke_left: list[tuple[str, str]]) -> None:
+        """Commit a fresh chunk (``_fresh_rows``) with its quarantine and checkpoint, and
+        the notes of the items the link leaves out (``spoke_left``: ref, version)."""
         entity, label = self.entity, "create in hub"
         batch = Batch(self.link.name, entity, f"link:{self.link.name}", quarantine=bad,
                       selection=self.selection, has_exclusions=self.has_exclusions,
                       has_quarantine=(self.has_quarantine if self._release is None
                                       else self._release),
+                      spoke_left=spoke_left, has_left=self.has_left,
                       checkpoint=checkpoint, versions=self._versions)
         batch.fresh = rows
         # a UID-named record must still not exist when the batch commits
@@ -633,6 +650,8 @@ class EntitySync:
             self.result.counts["not synced"] += not_synced
         if bad:
             self.has_quarantine = True  # the next chunk's commit releases what it links
+        if spoke_left:
+            self.has_left = True
         self.handled.update(r[0] for r in rows)
         self._count(self._commit(batch))
         self.done += len(rows) + len(bad)
@@ -731,9 +750,12 @@ class EntitySync:
     # ------------------------------------------------------------------ applying
     def _apply(self, cases: list[Case], bad: list[tuple[str, str, str, str | None]],
                checkpoint: Checkpoint | None, *, left_out: list[tuple[str, int]] | None = None,
-               replanned: list[str] | None = None) -> None:
+               replanned: list[str] | None = None,
+               spoke_left: list[tuple[str, str]] | None = None) -> None:
         """``left_out``: (hub id, seq) of records the link's selection leaves out, noted so
-        they are not pending; ``replanned``: ids whose older such notes are dropped first."""
+        they are not pending; ``replanned``: ids whose older such notes are dropped first;
+        ``spoke_left``: (ref, version) of spoke items it leaves out, noted so a listing does
+        not read them again until they change."""
         res = self.result
         left_out = left_out or []
         if left_out:
@@ -778,6 +800,7 @@ class EntitySync:
                       drop_intents=[cases[n].hub_id for n in writes.op_case],
                       has_exclusions=self.has_exclusions, has_intents=self.has_intents,
                       has_quarantine=self.has_quarantine, checkpoint=checkpoint,
+                      spoke_left=list(spoke_left or ()), has_left=self.has_left,
                       versions=self._versions)
         tally = hub_batch(batch, cases, writes, results, self.map, self._canon, self.entity)
         outcome = self._commit(batch)
@@ -801,6 +824,8 @@ class EntitySync:
             self.has_exclusions = True
         if batch.quarantine:
             self.has_quarantine = True
+        if batch.spoke_left:
+            self.has_left = True
         res.counts["conflicts"] += outcome.conflicts
         if outcome.quarantined:  # a retry that failed alike again is not counted (nor logged)
             res.counts["quarantined"] += outcome.quarantined
@@ -822,6 +847,13 @@ class EntitySync:
                 self.unfinished_hub_seq, seq)
         elif c.item is None:
             self.unfinished_spoke = True
+
+
+def _not_synced(mapped: list[tuple[Item, Content | None]]) -> list[tuple[str, str]]:
+    """(ref, version) of a chunk's items the link does not carry (where the spoke gives a
+    version: without one, an item cannot be known to be unchanged)."""
+    return [(it.ref, it.version) for it, content in mapped
+            if content is None and it.version is not None]
 
 
 def _newer(rec: Record | None, it: Item | None) -> bool:

@@ -57,11 +57,14 @@ class Batch:
     quarantine: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     left_out: list[tuple[str, int]] = field(default_factory=list)  # (hub id, seq) excluded
     selection: str = ""  # the fingerprint the left_out notes are taken under
+    #: (spoke ref, version read) of spoke items the selection leaves out
+    spoke_left: list[tuple[str, str]] = field(default_factory=list)
     drop_exclusions: list[str] = field(default_factory=list)  # notes planned again
     drop_intents: list[str] = field(default_factory=list)
     has_exclusions: bool = False  # skip the exclusion/quarantine cleanups when none can exist
     has_intents: bool = False
     has_quarantine: bool = False
+    has_left: bool = False  # spoke items may be noted as left out (drop what links now)
     checkpoint: Checkpoint | None = None
     #: spoke ref -> version as this run listed it: a quarantined item that fails again at
     #: the same version is not counted or logged again

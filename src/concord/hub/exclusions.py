@@ -1,4 +1,5 @@
-"""Records a link leaves out on purpose (see ``schema.exclusions``). A mixin of ``Hub``.
+"""Records a link leaves out on purpose (see ``schema.exclusions``), and spoke items it leaves
+out (``schema.spoke_left``). A mixin of ``Hub``.
 
 A row says: when this record was at feed position ``seq``, the link's selection (filters,
 value maps, ``remove_when``; fingerprint ``selection``) left it out. The status light does
@@ -15,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, or_, select
+from sqlalchemy import Connection, Engine, delete, func, or_, select
 
 from concord.hub import schema as s
 
@@ -67,3 +68,50 @@ class ExclusionsMixin:
                                    or_(c.selection < selection, c.selection > selection))
         with self.engine.connect() as conn:
             return [r.hub_id for r in conn.execute(q)]
+
+    # -- spoke items left out -----------------------------------------------------------
+    def save_spoke_left(self, conn: Connection, link: str, entity: str,
+                        rows: Sequence[tuple[str, str]], selection: str) -> None:
+        """rows: (spoke ref, the version read) of items ``selection`` leaves out."""
+        if not rows:
+            return
+        from concord.hub.store import upsert_rows
+
+        now = time.time()
+        cols = ("tenant", "link", "entity", "ref", "version", "selection", "at")
+        upsert_rows(conn, s.spoke_left, cols,
+                    [(self.tenant, link, entity, ref, v, selection, now) for ref, v in rows],
+                    ("tenant", "link", "entity", "ref"))
+
+    def drop_spoke_left(self, conn: Connection, link: str, entity: str, refs: Sequence[str]) -> None:
+        c = s.spoke_left.c
+        for i in range(0, len(refs), 500):
+            conn.execute(delete(s.spoke_left).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity,
+                c.ref.in_(refs[i:i + 500])))
+
+    def spoke_left_count(self, link: str, entity: str, selection: str) -> int:
+        """Spoke items left out under ``selection`` (the link's current one)."""
+        c = s.spoke_left.c
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity,
+                c.selection == selection)).scalar_one())
+
+    def spoke_left(self, link: str, entity: str, refs: Sequence[str] | None = None
+                   ) -> dict[str, tuple[str, str]]:
+        """spoke ref -> (version, selection) of the items left out: all of the link's
+        entity, or those of ``refs``."""
+        from concord.hub.store import _select_in
+
+        c = s.spoke_left.c
+        cols = ("ref", "version", "selection")
+        with self.engine.connect() as conn:
+            if refs is None:
+                rows: Any = conn.execute(select(c.ref, c.version, c.selection).where(
+                    c.tenant == self.tenant, c.link == link, c.entity == entity)).all()
+            else:
+                rows = _select_in(conn, s.spoke_left, cols,
+                                  {"tenant": self.tenant, "link": link, "entity": entity},
+                                  "ref", list(refs))
+        return {r[0]: (r[1], r[2]) for r in rows}

@@ -137,6 +137,22 @@ exclusions = Table(
     Index("ix_exclusions_selection", "tenant", "link", "entity", "selection"),
 )
 
+#: Spoke items a link's selection leaves out (a value with no entry in a value map, a filter
+#: that does not match), with the version read and the selection's fingerprint. A spoke that
+#: lists in full (a folder) names every item on every run: such an item is read again only
+#: when its version or the link's selection changes, not on every run (revision 0009).
+spoke_left = Table(
+    "spoke_left",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("link", String(64), primary_key=True),
+    Column("entity", String(32), primary_key=True),
+    Column("ref", String(512), primary_key=True),
+    Column("version", String(256), nullable=False),
+    Column("selection", String(32), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 conflicts = Table(
     "conflicts",
     metadata,

@@ -564,7 +564,8 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
     def reset_link(self, link: str) -> None:
         """Forget a link's state (deactivation): archive, checkpoints, quarantine."""
         with self.begin() as conn:
-            for t in (s.archive, s.checkpoints, s.quarantine, s.intents, s.exclusions):
+            for t in (s.archive, s.checkpoints, s.quarantine, s.intents, s.exclusions,
+                      s.spoke_left):
                 conn.execute(delete(t).where(t.c.tenant == self.tenant, t.c.link == link))
 
     # -- link rows ------------------------------------------------------------------
@@ -632,6 +633,13 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                                      [*batch.drop_exclusions, *(i for i, _ in linked)])
             if left_out:
                 self.save_exclusions(conn, link, entity, left_out, batch.selection)
+            if batch.spoke_left:
+                self.save_spoke_left(conn, link, entity, batch.spoke_left, batch.selection)
+            if batch.has_left and (linked or batch.quarantine):
+                # linked now, or quarantined: no longer an item the selection leaves out
+                self.drop_spoke_left(conn, link, entity, [
+                    *(r for _, r in linked),
+                    *(ref for side, ref, *_ in batch.quarantine if side == "spoke")])
             if batch.drop_intents and batch.has_intents:
                 self.drop_intents(conn, link, entity, batch.drop_intents)
             self.add_conflicts(conn, [c.row(link, entity) for c in conflicts])
@@ -779,20 +787,22 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
                 c.tenant == self.tenant, c.link == link, c.entity == entity, c.side == side,
                 c.resolved_at.is_(None), c.ref.in_(refs[i:i + 500])).values(resolved_at=time.time()))
 
-    def entity_flags(self, link: str, entity: str) -> tuple[bool, bool, bool, bool]:
+    def entity_flags(self, link: str, entity: str) -> tuple[bool, bool, bool, bool, bool]:
         """(the hub holds records of ``entity``, the link has quarantined items, intents of
-        the link's entity are pending, records are left out by its selection): what a run
-        needs to know before it starts, in one query of four index probes."""
+        the link's entity are pending, records are left out by its selection, spoke items
+        are): what a run needs to know before it starts, in one query of five index probes."""
         t = self.tenant
         r, q, i, x = s.records.c, s.quarantine.c, s.intents.c, s.exclusions.c
+        sl = s.spoke_left.c
         stmt = select(
             exists().where(r.tenant == t, r.entity == entity),
             exists().where(q.tenant == t, q.resolved_at.is_(None), q.link == link),
             exists().where(i.tenant == t, i.link == link, i.entity == entity),
-            exists().where(x.tenant == t, x.link == link, x.entity == entity))
+            exists().where(x.tenant == t, x.link == link, x.entity == entity),
+            exists().where(sl.tenant == t, sl.link == link, sl.entity == entity))
         with self.engine.connect() as conn:
             row = conn.execute(stmt).one()
-        return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
+        return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3]), bool(row[4])
 
     def quarantined(self, link: str | None = None, entity: str | None = None
                     ) -> list[dict[str, Any]]:

@@ -61,6 +61,7 @@ class Status:
     queued: list[str] = field(default_factory=list)  # entities waiting in a scheduler queue
     pending: int = 0  # records the hub holds that this link has not sent
     excluded: int = 0  # records this link's filters / value maps / remove_when leave out
+    spoke_excluded: int = 0  # spoke items they leave out (not taken into the hub)
     retry_at: float | None = None  # after a transient error: when the scheduler tries again
     stopped: str | None = None  # after a terminal error: why the scheduler stopped
 
@@ -138,12 +139,14 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
     pending = sum(pending_count(hub, name, e, d, sels[e])
                   for e, d in directions(link_config).items())
     excluded = sum(excluded_count(hub, name, e, sel) for e, sel in sels.items())
+    spoke_excluded = sum(hub.spoke_left_count(name, e, sel) for e, sel in sels.items())
     runs = hub.runs(name, limit=10)
     running = [r for r in runs if r["status"] == "running"]
     base: dict[str, Any] = {
         "quarantined": len(hub.quarantined(name)), "conflicts": len(hub.conflicts(link=name)),
         "last_run_at": row.get("last_run_at"), "state": row["state"], "queued": queued,
-        "pending": pending, "excluded": excluded, "paused_until": row["paused_until"],
+        "pending": pending, "excluded": excluded, "spoke_excluded": spoke_excluded,
+        "paused_until": row["paused_until"],
         "running": sorted({r["entity"] or "all" for r in running}),
         "retry_at": row.get("retry_at"), "stopped": row.get("parked")}
     if running and hub.is_any_locked(name):
@@ -190,6 +193,9 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
                       f"run `concord sync {name}`", **base)
     left_out = (f"; not synced (by the link's filters/value maps): {excluded}"
                 if excluded else "")
+    if spoke_excluded:
+        left_out += (f"; spoke items not taken in (by the link's filters/value maps): "
+                     f"{spoke_excluded}")
     if pending:
         return Status(name, "blue", f"{pending} record(s) pending sync; the next run sends them"
                       f"{left_out}{also(base)}",

@@ -36,6 +36,8 @@ class StatusOut(BaseModel):
     pending: int
     excluded: int = Field(0, description="hub records this link's filters, value maps or "
                                          "remove_when leave out on purpose (not pending)")
+    spoke_excluded: int = Field(0, description="spoke items they leave out (not taken into "
+                                               "the hub; read again when they change)")
     quarantined: int
     conflicts: int
     last_run_at: float | None
