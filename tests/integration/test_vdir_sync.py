@@ -394,6 +394,37 @@ def test_a_file_the_link_leaves_out_is_read_again_only_when_it_or_the_selection_
     assert env.hub.spoke_left("a", "contact") == {}
 
 
+def test_a_folder_whose_every_card_is_left_out_is_not_read_again(
+        make_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing linked yet: a folder is migrated (streamed) while it links nothing, so one
+    filled after an empty first run is streamed too; but one whose cards were all read and
+    left out (or quarantined) is listed and skipped, not read in full on every run."""
+    from concord.connectors import filestamps
+    from concord.connectors.vdir import VdirConnector
+
+    monkeypatch.setattr(filestamps, "window_of", lambda root: 0)
+    read: list[str] = []
+    real_scan = VdirConnector.scan
+
+    def counting_scan(self, entity, after=None, batch=500):  # type: ignore[no-untyped-def]
+        for got in real_scan(self, entity, after, batch):
+            read.extend(g.ref for g in got)
+            yield got
+
+    monkeypatch.setattr(VdirConnector, "scan", counting_scan)
+    env = make_env({"a": {"values": {"kind": {"individual": "individual"}}}})
+    assert env.sync("a").ok
+    env.write("a", "o.vcf", card("Acme Ltd", "o1", kind="org"))
+    env.write("a", "b.vcf", "BEGIN:VCARD\nVERSION:3.0\nFN:Broken\n")  # no END
+    r = env.sync("a")  # filled after an empty first run: streamed
+    assert read == ["b.vcf", "o.vcf"] and r.counts["not synced"] == 1, r.counts
+    read.clear()
+    assert env.sync("a").counts == {} and read == []
+    env.write("a", "p.vcf", card("Person", "p1", kind="individual"))
+    assert env.sync("a").counts == {"create in hub": 1} and read == []  # listed, read alone
+    assert set(env.hub_records()) == {"p1"}
+
+
 def test_a_file_left_out_by_the_migration_is_counted_once_when_its_racy_window_ends(
         make_env, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file just written is versioned with its content's hash until the racy window has

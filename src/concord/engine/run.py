@@ -150,9 +150,14 @@ class EntitySync:
         hub, name, entity = self.hub, self.link.name, self.entity
         cp = hub.checkpoint(name, entity)
         streamed = self.conn.streamed_migration()
+        # a first migration, or one resumed; or a spoke that linked nothing yet (an empty
+        # folder filled since): streamed again, unless what it holds was read and left out
+        # (noted, or quarantined), which the listing below skips instead of reading again
         if (streamed is not None and not self.dry_run and cp.spoke_token is None
-                and self.cfg.direction != "push" and (cp.progress is not None
-                                                       or hub.archive_count(name, entity) == 0)):
+                and self.cfg.direction != "push"
+                and (cp.progress is not None or not cp.stored
+                     or (not self.has_left and hub.archive_count(name, entity) == 0
+                         and not (self.has_quarantine and hub.quarantined(name, entity))))):
             self._migrate(cp, streamed)
             cp = hub.checkpoint(name, entity)
             self.handled.clear()  # rows edited during the migration must be read again now
