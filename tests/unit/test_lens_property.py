@@ -106,3 +106,31 @@ def test_put_get_the_spoke_sees_exactly_its_edit_and_the_rest_survives(
         if e["address"] in shown and kind in ("split", "list"):
             assert e in after["emails"]
     assert after["name"] == "Ann"  # fields the link does not map are never touched
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(sorted(RULES)), hub_emails=emails())
+def test_putting_a_value_into_itself_gives_it_back(kind: str, hub_emails: list[dict]) -> None:
+    """``Mapping.overlay`` keeps a lens's hub value as it is when the spoke's view equals it,
+    without putting: exactly what the put itself gives."""
+    lens = _mapping(kind).lenses["emails"]
+    value = hub_emails or None
+    assert lens.put(value, value) == value
+    assert _mapping(kind).overlay(_hub(hub_emails), _hub(hub_emails)) == _hub(hub_emails)
+
+
+ADDRESS_PART = st.text(alphabet="abc 12", min_size=1, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(addresses=st.lists(st.fixed_dictionaries(
+    {"street": ADDRESS_PART}, optional={"locality": ADDRESS_PART, "postcode": ADDRESS_PART,
+                                        "types": KINDS}), max_size=3))
+def test_an_address_put_into_itself_comes_back(addresses: list[dict]) -> None:
+    """The same for a rule whose spoke columns are the parts of one element (an address)."""
+    m = Mapping(EntityConfig(fields={"addresses": {"parts": {
+        "street": "street", "locality": "city", "postcode": "postcode"}}}),
+        ("street", "city", "postcode"), {}, entity="client",
+        spoke_shapes={"street": "text", "city": "text", "postcode": "text"})
+    value = [{k: v for k, v in a.items() if v != []} for a in addresses] or None
+    assert m.lenses["addresses"].put(value, value) == value
