@@ -134,3 +134,19 @@ def test_an_address_put_into_itself_comes_back(addresses: list[dict]) -> None:
         spoke_shapes={"street": "text", "city": "text", "postcode": "text"})
     value = [{k: v for k, v in a.items() if v != []} for a in addresses] or None
     assert m.lenses["addresses"].put(value, value) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(sorted(RULES)), hub_emails=emails(),
+       odd=st.sampled_from([None, [], [{}], [{"address": ""}], [{"types": ["home"]}]]))
+def test_project_shows_what_the_lens_shows(kind: str, hub_emails: list[dict],
+                                           odd: list[dict] | None) -> None:
+    """``Mapping.project`` reads a one-field rule inline: the same as the lens's own
+    ``view(get(value))``, empty and odd values included."""
+    m = _mapping(kind)
+    lens = m.lenses["emails"]
+    for value in (hub_emails or None, odd):
+        hub = {"name": "Ann", "emails": value}
+        expected = lens.view(lens.get(value))
+        got = m.project(hub, {})[0].get("emails")
+        assert got == expected

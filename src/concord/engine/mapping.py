@@ -332,7 +332,14 @@ class Mapping:
             f = {k: v for k, v in fields.items() if v is not None}
         else:
             f = {k: fields[k] for k in self.fields if fields.get(k) is not None}
-            for hub, lens in self.lenses.items():
+            for hub, _sf, key, types, is_object in self._singles:  # view(get(.)), inline
+                x = fields.get(hub)
+                if x:
+                    e = x if is_object else x[0]
+                    v = e.get(key) if isinstance(e, dict) else None
+                    if v is not None and v != "":
+                        f[hub] = _one(v, key, types, is_object)
+            for hub, lens in self._walked:
                 v = lens.view(lens.get(fields.get(hub)))
                 if v is not None:
                     f[hub] = v
