@@ -33,25 +33,35 @@ class ExclusionsMixin:
     engine: Engine
     tenant: str
 
-    def save_exclusions(self, conn: Connection, link: str, entity: str,
-                        rows: Sequence[tuple[str, int]], selection: str) -> None:
-        """rows: (hub_id, the record's seq when planned) left out under ``selection``."""
+    def _save_notes(self, conn: Connection, table: Any, key: str, value: str, link: str,
+                    entity: str, rows: Sequence[tuple[str, Any]], selection: str) -> None:
+        """Notes (``key``, ``value``) taken under ``selection``, in ``exclusions`` or
+        ``spoke_left``."""
         if not rows:
             return
         from concord.hub.store import upsert_rows
 
         now = time.time()
-        cols = ("tenant", "link", "entity", "hub_id", "seq", "selection", "at")
-        upsert_rows(conn, s.exclusions, cols,
-                    [(self.tenant, link, entity, h, seq, selection, now) for h, seq in rows],
-                    ("tenant", "link", "entity", "hub_id"))
+        cols = ("tenant", "link", "entity", key, value, "selection", "at")
+        upsert_rows(conn, table, cols,
+                    [(self.tenant, link, entity, k, v, selection, now) for k, v in rows],
+                    ("tenant", "link", "entity", key))
+
+    def _drop_notes(self, conn: Connection, table: Any, key: str, link: str, entity: str,
+                    keys: Sequence[str]) -> None:
+        c = table.c
+        for i in range(0, len(keys), 500):
+            conn.execute(delete(table).where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity,
+                c[key].in_(keys[i:i + 500])))
+
+    def save_exclusions(self, conn: Connection, link: str, entity: str,
+                        rows: Sequence[tuple[str, int]], selection: str) -> None:
+        """rows: (hub_id, the record's seq when planned) left out under ``selection``."""
+        self._save_notes(conn, s.exclusions, "hub_id", "seq", link, entity, rows, selection)
 
     def drop_exclusions(self, conn: Connection, link: str, entity: str, hub_ids: Sequence[str]) -> None:
-        c = s.exclusions.c
-        for i in range(0, len(hub_ids), 500):
-            conn.execute(delete(s.exclusions).where(
-                c.tenant == self.tenant, c.link == link, c.entity == entity,
-                c.hub_id.in_(hub_ids[i:i + 500])))
+        self._drop_notes(conn, s.exclusions, "hub_id", link, entity, hub_ids)
 
     def has_exclusions(self, link: str, entity: str) -> bool:
         c = s.exclusions.c
@@ -73,22 +83,10 @@ class ExclusionsMixin:
     def save_spoke_left(self, conn: Connection, link: str, entity: str,
                         rows: Sequence[tuple[str, str]], selection: str) -> None:
         """rows: (spoke ref, the version read) of items ``selection`` leaves out."""
-        if not rows:
-            return
-        from concord.hub.store import upsert_rows
-
-        now = time.time()
-        cols = ("tenant", "link", "entity", "ref", "version", "selection", "at")
-        upsert_rows(conn, s.spoke_left, cols,
-                    [(self.tenant, link, entity, ref, v, selection, now) for ref, v in rows],
-                    ("tenant", "link", "entity", "ref"))
+        self._save_notes(conn, s.spoke_left, "ref", "version", link, entity, rows, selection)
 
     def drop_spoke_left(self, conn: Connection, link: str, entity: str, refs: Sequence[str]) -> None:
-        c = s.spoke_left.c
-        for i in range(0, len(refs), 500):
-            conn.execute(delete(s.spoke_left).where(
-                c.tenant == self.tenant, c.link == link, c.entity == entity,
-                c.ref.in_(refs[i:i + 500])))
+        self._drop_notes(conn, s.spoke_left, "ref", link, entity, refs)
 
     def spoke_left_count(self, link: str, entity: str, selection: str) -> int:
         """Spoke items left out under ``selection`` (the link's current one)."""
