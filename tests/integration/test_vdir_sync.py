@@ -425,6 +425,51 @@ def test_a_folder_whose_every_card_is_left_out_is_not_read_again(
     assert set(env.hub_records()) == {"p1"}
 
 
+def test_a_linked_card_edited_out_of_the_selection_is_not_synced_until_it_comes_back(
+        make_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card linked over a, then edited at a to a kind a's value map has no entry for: no
+    synchronisation either way while it stays so (a hub edit made meanwhile is not written
+    over the card, nor retried on every run: a's light is green and says what it leaves out).
+    Edited back, it is merged with the hub's edit three-way, the losing value kept; and a
+    hub delete while it is out unlinks it without touching the card."""
+    from concord.connectors import filestamps
+
+    # exact stamps: a file's version changes only when it is written (not when the window
+    # of a just-written file passes, which has it read once more)
+    monkeypatch.setattr(filestamps, "window_of", lambda root: 0)
+    env = make_env({"a": {"values": {"kind": {"individual": "individual"}}}, "b": {}})
+    env.write("a", "p.vcf", card("Person", "p1", kind="individual"))
+    env.write("a", "q.vcf", card("Other", "q1", kind="individual"))
+    env.sync_all()
+    env.edit("a", "p1", kind="org", title="Boss")
+    env.edit("a", "q1", kind="org")
+    assert env.sync("a").counts == {"not synced": 2}
+    env.edit("b", "p1", title="Chief")
+    assert env.sync("b").counts["spoke -> hub"] == 1
+    assert env.sync("a").counts == {"not synced": 1}  # the hub's edit waits, noted once
+    assert env.sync("a").counts == {}
+    assert env.cards("a")["p1"]["title"] == "Boss" and env.cards("a")["p1"]["kind"] == "org"
+    st, flagged = light(env, "a")
+    assert (st.color, st.pending, flagged) == ("green", 0, set()), st.reason
+    assert (st.excluded, st.spoke_excluded) == (2, 0), st.reason  # linked: counted once
+
+    env.edit("a", "p1", kind="individual")  # back in the selection: merged three-way
+    r = env.sync("a")
+    assert r.counts["conflicts"] == 1, r.counts
+    assert env.hub_records()["p1"]["title"] == env.cards("a")["p1"]["title"] == "Chief"
+    [c] = env.conflicts()
+    assert c["kept_values"] == {"title": "Boss"}  # the losing value, kept
+
+    env.path_of("b", "q1").unlink()  # a hub delete of the one still out: a keeps its card
+    env.sync("b")
+    assert env.sync("a").counts == {"unlinked (deleted in the hub, not synced at the spoke)": 1}
+    assert env.cards("a")["q1"]["kind"] == "org"
+    assert env.hub.archive("a", "contact").get("q1") is None
+    assert env.sync("a").counts == {}
+    st, _ = light(env, "a")
+    assert (st.color, st.pending) == ("amber", 0), st.reason  # amber: the open conflict
+
+
 def test_a_file_left_out_by_the_migration_is_counted_once_when_its_racy_window_ends(
         make_env, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file just written is versioned with its content's hash until the racy window has

@@ -506,13 +506,21 @@ class EntitySync:
             self.link.name, self.entity, hub_ids=idents)} if idents else {}
         intents = self.hub.intents_for(self.link.name, self.entity, ids) if self.has_intents else {}
         cases: list[Case] = []
+        left_out: list[tuple[str, int]] = []  # linked records whose spoke copy is left out
         # hub id (a UID) -> the spoke ref holding it, in this run (a migration: this chunk)
         claimed = self._claimed
         claimed.update({by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref})
         for it, content in mapped:
             arch = by_ref.get(it.ref)
             if content is None:  # not synced over this link (value map / filter)
-                self.result.counts["not synced"] += 1
+                rec = recs.get(arch.hub_id) if arch is not None else None
+                if arch is not None and rec is not None and not rec.deleted:
+                    # a linked item edited out of the selection: not synced either way while
+                    # it stays out (the hub's record is noted as left out, so it is not
+                    # pending and not written to the spoke: see _hub_chunk)
+                    left_out.append((arch.hub_id, rec.seq))  # counted by _apply
+                else:
+                    self.result.counts["not synced"] += 1
                 continue
             if intents:
                 arch = self._own_write(it, content, arch, intents, linked_elsewhere)
@@ -568,7 +576,7 @@ class EntitySync:
                 cases.append(Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
-        self._apply(cases, bad, checkpoint, spoke_left=_not_synced(mapped))
+        self._apply(cases, bad, checkpoint, left_out=left_out, spoke_left=_not_synced(mapped))
         self._note_left(got, mapped, bad)
 
     def _note_left(self, got: list[Item | ItemError], mapped: list[tuple[Item, Content | None]],
@@ -716,12 +724,23 @@ class EntitySync:
         left_out: list[tuple[str, int]] = []  # (hub id, seq): the link's selection leaves it out
         seen_again: list[ArchiveRow] = []  # linked records whose change this link does not carry
         planned: list[str] = []
+        held = self._held_at_spoke([a for i in ids if (a := arch_by_id.get(i)) is not None])
         for hub_id in ids:
             if hub_id in self.handled:
                 continue
             planned.append(hub_id)
             arch = arch_by_id.get(hub_id)
             rec = recs.get(hub_id)
+            if arch is not None and arch.spoke_ref in held:
+                # its spoke copy holds a value the link does not carry: not synced while it
+                # does. A hub edit waits (noted as left out, not pending); a hub delete
+                # unlinks it, the spoke keeping its item
+                if rec is not None and not rec.deleted:
+                    left_out.append((hub_id, rec.seq))
+                else:
+                    cases.append(Case(hub_id, arch, rec, None, arch.spoke_version, Decision(
+                        "unlinked (deleted in the hub, not synced at the spoke)", forget=True)))
+                continue
             hs, hub_c = self._hub_state(rec, arch)
             ss: State = "deleted" if hub_id in deleted_ids else ("unchanged" if arch else "absent")
             if hs in ("unchanged", "absent") and ss in ("unchanged", "absent"):
@@ -751,6 +770,15 @@ class EntitySync:
             self.hub.refresh_archive(self.link.name, self.entity, seen_again)
         self._apply(cases, [], None, left_out=left_out,
                     replanned=planned if self.has_exclusions else [])
+
+    def _held_at_spoke(self, linked: list[ArchiveRow]) -> set[str]:
+        """Spoke refs of these linked records whose items the link's current selection left
+        out (``spoke_left``)."""
+        if not self.has_left or not linked:
+            return set()
+        sel = self.selection
+        return {ref for ref, (_, s) in self.hub.spoke_left(
+            self.link.name, self.entity, [a.spoke_ref for a in linked]).items() if s == sel}
 
     # ------------------------------------------------------------------ applying
     def _apply(self, cases: list[Case], bad: list[tuple[str, str, str, str | None]],

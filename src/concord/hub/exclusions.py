@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, or_, select
+from sqlalchemy import Connection, Engine, delete, exists, func, or_, select
 
 from concord.hub import schema as s
 
@@ -89,12 +89,15 @@ class ExclusionsMixin:
         self._drop_notes(conn, s.spoke_left, "ref", link, entity, refs)
 
     def spoke_left_count(self, link: str, entity: str, selection: str) -> int:
-        """Spoke items left out under ``selection`` (the link's current one)."""
-        c = s.spoke_left.c
+        """Spoke items left out under ``selection`` (the link's current one) that the hub
+        does not hold (a linked one is counted with the hub's records left out)."""
+        c, a = s.spoke_left.c, s.archive.c
+        linked = exists().where(a.tenant == c.tenant, a.link == c.link, a.entity == c.entity,
+                                a.spoke_ref == c.ref)
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).where(
                 c.tenant == self.tenant, c.link == link, c.entity == entity,
-                c.selection == selection)).scalar_one())
+                c.selection == selection, ~linked)).scalar_one())
 
     def spoke_left(self, link: str, entity: str, refs: Sequence[str] | None = None
                    ) -> dict[str, tuple[str, str]]:
