@@ -129,6 +129,8 @@ def check_url(url: str, link: str = "") -> None:
 
 #: seconds between two prunings of one entity's changelog entries by a connector kept open
 PRUNE_EVERY = 60.0
+#: the items a change read keeps for the run's read of them (about a MB per thousand)
+RECENT = 2000
 
 
 class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks):
@@ -153,6 +155,9 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
         self._readers: dict[str, Reader] = {}
         self._pruned_at: dict[str, float] = {}  # entity -> when its changelog was last pruned
         self._has_capture: bool | None = None
+        #: (entity, ref) -> the item ``changes`` read for its version, for the ``get`` of
+        #: the run that follows (each served once; at most RECENT kept)
+        self._recent: dict[tuple[str, str], Item | ItemError] = {}
 
     # -- plumbing ------------------------------------------------------------------
     @property
@@ -284,6 +289,21 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
                 yield (it.ref, it.version if isinstance(it, Item) else "invalid")
 
     def get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
+        recent = self._recent
+        kept = {r: it for r in refs if (it := recent.pop((entity, r), None)) is not None} \
+            if recent else {}
+        if not kept:
+            yield from self._get(entity, refs)
+            return
+        # read by ``changes`` just now (after its change token was taken: a later edit is the
+        # next run's); the rest is read, and every item comes out in the order asked for
+        read = {it.ref: it for it in self._get(entity, [r for r in refs if r not in kept])}
+        for r in refs:
+            it = kept.get(r) or read.get(r)
+            if it is not None:
+                yield it
+
+    def _get(self, entity: str, refs: Sequence[str]) -> Iterable[Item | ItemError]:
         rd = self.reader(entity)
         keys = []
         for r in refs:
@@ -322,8 +342,13 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
             self._prune(entity, token)
             self._pruned_at[entity] = now
         changed: dict[str, str] = {}
-        for it in self.get(entity, sorted(keys)):
+        # the items are kept for the engine's read of them that follows, up to RECENT (a
+        # larger change set is read again chunk by chunk: memory stays flat)
+        recent = self._recent = {}
+        for it in self._get(entity, sorted(keys)):
             changed[it.ref] = it.version if isinstance(it, Item) else "invalid"
+            if len(recent) < RECENT:
+                recent[(entity, it.ref)] = it
         deleted = {k for k in keys if k not in changed}
         del rd
         return Changes(changed=changed, deleted=deleted, token=new_token, complete=False)
@@ -482,6 +507,7 @@ class SQLConnector(Connector, StreamedMigration, ChangeCapture, ActivationHooks)
                 "or use the Practice Disbursement employee")
 
     def close(self) -> None:
+        self._recent = {}
         self.capture.close()
         self.engine.dispose()
         if self.wengine is not self.engine:
