@@ -157,7 +157,7 @@ class EntitySync:
                 and self.cfg.direction != "push"
                 and (cp.progress is not None or not cp.stored
                      or (not self.has_left and hub.archive_count(name, entity) == 0
-                         and not (self.has_quarantine and hub.quarantined(name, entity))))):
+                         and not (self.has_quarantine and hub.has_quarantined(name, entity))))):
             self._migrate(cp, streamed)
             cp = hub.checkpoint(name, entity)
             self.handled.clear()  # rows edited during the migration must be read again now
@@ -349,7 +349,7 @@ class EntitySync:
         # a scan yields each ref once, so what one chunk quarantines is never linked by a
         # later one: the chunks release quarantine rows only if the entity had some already
         # (a chunk's commit looks up each ref it links otherwise, for nothing)
-        self._release = self.has_quarantine and bool(hub.quarantined(name, entity))
+        self._release = self.has_quarantine and hub.has_quarantined(name, entity)
         # Each chunk commits before the next is read. (Committing on a background thread
         # while the next chunk is built was measured slower: the two threads share the GIL
         # and the handover cost more CPU than the overlap won.)

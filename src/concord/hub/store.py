@@ -804,6 +804,14 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             row = conn.execute(stmt).one()
         return bool(row[0]), bool(row[1]), bool(row[2]), bool(row[3]), bool(row[4])
 
+    def has_quarantined(self, link: str, entity: str) -> bool:
+        """Does the link hold quarantined items of ``entity``? (One index probe.)"""
+        c = s.quarantine.c
+        with self.engine.connect() as conn:
+            return bool(conn.execute(select(exists().where(
+                c.tenant == self.tenant, c.link == link, c.entity == entity,
+                c.resolved_at.is_(None)))).scalar())
+
     def quarantined(self, link: str | None = None, entity: str | None = None
                     ) -> list[dict[str, Any]]:
         c = s.quarantine.c
