@@ -384,6 +384,14 @@ def test_a_file_the_link_leaves_out_is_read_again_only_when_it_or_the_selection_
     assert env.sync("a").counts == {}
     assert set(env.hub.spoke_left("a", "contact")) == {"o.vcf"}
 
+    # a field map that no longer brings the kind in reads it again (and leaves it out again:
+    # the kind the value map checks still comes from the card under another name)
+    renamed = env.cfg.link("a").model_copy(deep=True)
+    renamed.entities["contact"].fields = {"name": "fn", "kind": "kind", "title": "title"}
+    read.clear()
+    r = sync_link(env.hub, renamed, entities=["contact"])
+    assert read == ["o.vcf"] and r.counts["not synced"] == 1, r.counts
+
     # the value map gains the kind: the noted card is read and synced, its note dropped
     wider = env.cfg.link("a").model_copy(deep=True)
     wider.entities["contact"].values["kind"]["org"] = "org"

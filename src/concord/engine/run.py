@@ -38,7 +38,7 @@ from concord.engine.mapping import Mapping
 from concord.engine.refs import References, RefMissing
 from concord.errors import ConcordError, TransientError
 from concord.hub.batch import Batch, BatchOutcome
-from concord.hub.exclusions import selection_key
+from concord.hub.exclusions import selection_key, spoke_selection_key
 from concord.hub.store import ArchiveRow, Checkpoint, FreshRow, Hub, load_content
 from concord.model import ModelError
 from concord.records import (
@@ -123,6 +123,7 @@ class EntitySync:
         (self.hub_has_entity, self.has_quarantine, self.has_intents,
          self.has_exclusions, self.has_left) = hub.entity_flags(link.name, entity)
         self.selection = selection_key(self.cfg)
+        self.spoke_selection = spoke_selection_key(self.cfg)  # of spoke items left out
         self._seqs: dict[str, int] = {}  # hub id -> feed seq, for the hub chunk being applied
         self.own_range: tuple[int, int] | None = None  # seqs of this run's own migration writes
         self._versions: dict[str, str] = {}  # spoke ref -> version, as listed by this run
@@ -202,7 +203,7 @@ class EntitySync:
             # selection it has now, are not read again; the notes of items gone are dropped
             noted = hub.spoke_left(name, entity, None if ch.complete
                                    else [*ch.changed, *ch.deleted])
-            sel = self.selection
+            sel = self.spoke_selection
             dirty = [ref for ref in dirty if (n := noted.get(ref)) is None
                      or n != (ch.changed.get(ref), sel)]
             gone = [ref for ref in noted if ref not in ch.changed]
@@ -650,8 +651,8 @@ class EntitySync:
                       selection=self.selection, has_exclusions=self.has_exclusions,
                       has_quarantine=(self.has_quarantine if self._release is None
                                       else self._release),
-                      spoke_left=spoke_left, has_left=self.has_left,
-                      checkpoint=checkpoint, versions=self._versions)
+                      spoke_left=spoke_left, spoke_selection=self.spoke_selection,
+                      has_left=self.has_left, checkpoint=checkpoint, versions=self._versions)
         batch.fresh = rows
         # a UID-named record must still not exist when the batch commits
         batch.expected.update((r[0], None) for r in rows if r[5])
@@ -776,7 +777,7 @@ class EntitySync:
         out (``spoke_left``)."""
         if not self.has_left or not linked:
             return set()
-        sel = self.selection
+        sel = self.spoke_selection
         return {ref for ref, (_, s) in self.hub.spoke_left(
             self.link.name, self.entity, [a.spoke_ref for a in linked]).items() if s == sel}
 
@@ -833,7 +834,8 @@ class EntitySync:
                       drop_intents=[cases[n].hub_id for n in writes.op_case],
                       has_exclusions=self.has_exclusions, has_intents=self.has_intents,
                       has_quarantine=self.has_quarantine, checkpoint=checkpoint,
-                      spoke_left=list(spoke_left or ()), has_left=self.has_left,
+                      spoke_left=list(spoke_left or ()), spoke_selection=self.spoke_selection,
+                      has_left=self.has_left,
                       versions=self._versions)
         tally = hub_batch(batch, cases, writes, results, self.map, self._canon, self.entity)
         outcome = self._commit(batch)

@@ -57,8 +57,10 @@ class Batch:
     quarantine: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     left_out: list[tuple[str, int]] = field(default_factory=list)  # (hub id, seq) excluded
     selection: str = ""  # the fingerprint the left_out notes are taken under
-    #: (spoke ref, version read) of spoke items the selection leaves out
+    #: (spoke ref, version read) of spoke items the selection leaves out, and the
+    #: fingerprint they are noted under (``hub.exclusions.spoke_selection_key``)
     spoke_left: list[tuple[str, str]] = field(default_factory=list)
+    spoke_selection: str = ""
     drop_exclusions: list[str] = field(default_factory=list)  # notes planned again
     drop_intents: list[str] = field(default_factory=list)
     has_exclusions: bool = False  # skip the exclusion/quarantine cleanups when none can exist

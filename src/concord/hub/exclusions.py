@@ -21,12 +21,19 @@ from sqlalchemy import Connection, Engine, delete, exists, func, or_, select
 from concord.hub import schema as s
 
 
-def selection_key(entity_config: Any) -> str:
+def selection_key(entity_config: Any, parts: tuple[str, ...] = ("filter", "values",
+                                                                 "remove_when")) -> str:
     """The fingerprint of what decides whether a link carries a record: its filters, value
     maps (a value with no entry is not synced) and ``remove_when``."""
-    doc = {k: getattr(entity_config, k, None) or {} for k in ("filter", "values", "remove_when")}
+    doc = {k: getattr(entity_config, k, None) or {} for k in parts}
     text = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def spoke_selection_key(entity_config: Any) -> str:
+    """The same for a spoke item, whose filtered and value-mapped hub fields come out of the
+    link's field map as well: a changed field map reads the items it left out again."""
+    return selection_key(entity_config, ("filter", "values", "remove_when", "fields"))
 
 
 class ExclusionsMixin:

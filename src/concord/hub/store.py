@@ -634,7 +634,7 @@ class Hub(JournalMixin, ExclusionsMixin, BlobsMixin, CandidatesMixin, ReadsMixin
             if left_out:
                 self.save_exclusions(conn, link, entity, left_out, batch.selection)
             if batch.spoke_left:
-                self.save_spoke_left(conn, link, entity, batch.spoke_left, batch.selection)
+                self.save_spoke_left(conn, link, entity, batch.spoke_left, batch.spoke_selection)
             if batch.has_left and (linked or batch.quarantine):
                 # linked now, or quarantined: no longer an item the selection leaves out
                 self.drop_spoke_left(conn, link, entity, [

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from concord.errors import ConfigError
-from concord.hub.exclusions import selection_key
+from concord.hub.exclusions import selection_key, spoke_selection_key
 from concord.hub.reads import SENDING
 from concord.hub.store import Hub
 
@@ -139,7 +139,9 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
     pending = sum(pending_count(hub, name, e, d, sels[e])
                   for e, d in directions(link_config).items())
     excluded = sum(excluded_count(hub, name, e, sel) for e, sel in sels.items())
-    spoke_excluded = sum(hub.spoke_left_count(name, e, sel) for e, sel in sels.items())
+    ents = getattr(link_config, "entities", None) or {}
+    spoke_excluded = sum(hub.spoke_left_count(name, e, spoke_selection_key(ec))
+                         for e, ec in ents.items())
     runs = hub.runs(name, limit=10)
     running = [r for r in runs if r["status"] == "running"]
     base: dict[str, Any] = {
