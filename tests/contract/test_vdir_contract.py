@@ -49,6 +49,20 @@ class TestVdirContract(VdirContacts):
         assert "fix:" in got["bad.vcf"].error
         assert isinstance(got["latin1.vcf"], ItemError) and "UTF-8" in got["latin1.vcf"].error
 
+    def test_a_create_over_someone_elses_file_of_that_name_leaves_it_alone(
+            self, connector, entity, make_item) -> None:
+        """The file a create would name by its UID is there already with other content (a
+        card made at the spoke with the same UID): not taken for a retried create of ours,
+        and not touched. A retried create (the same content) is found again."""
+        theirs = connector.root / "uid-7.vcf"
+        theirs.write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:uid-7\r\nFN:Theirs\r\nEND:VCARD\r\n")
+        before = theirs.read_bytes()
+        with pytest.raises(PreconditionFailed):
+            connector.create(entity, make_item(7), "uid-7")
+        assert theirs.read_bytes() == before
+        ref, v1 = connector.create(entity, make_item(8), "uid-8")
+        assert connector.create(entity, make_item(8), "uid-8") == (ref, v1)
+
     def test_hidden_temporary_and_foreign_files_are_not_listed(self, connector, entity) -> None:
         (connector.root / ".concord-1-x.tmp").write_text("x")
         (connector.root / ".hidden.vcf").write_text("x")

@@ -70,7 +70,7 @@ def _state(hub: Hub, link: str, entities: list[str]) -> dict[str, Any]:
         cp = hub.checkpoint(link, e)
         out[e] = {"records": recs, "archive": arch,
                   "checkpoint": (cp.spoke_token, cp.progress),
-                  "left": {ref: version for ref, (version, _) in hub.spoke_left(link, e).items()}}
+                  "left": {ref: n[0] for ref, n in hub.spoke_left(link, e).items()}}
     out["quarantine"] = sorted((q["entity"], q["side"], q["ref"], q["error"])
                                for q in hub.quarantined(link))
     out["conflicts"] = len(hub.conflicts(link=link, open_only=False))

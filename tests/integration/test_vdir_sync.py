@@ -478,6 +478,43 @@ def test_a_linked_card_edited_out_of_the_selection_is_not_synced_until_it_comes_
     assert (st.color, st.pending) == ("amber", 0), st.reason  # amber: the open conflict
 
 
+def test_a_card_left_out_holds_its_uid_against_a_hub_record_of_the_same_identity(
+        make_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub holds t5 (no kind: inside a's selection) and a holds its own card with UID
+    t5, an organisation a's value map leaves out. The hub's record is not created over the
+    card (a folder's file named by that UID), nor the card taken in: neither is synced over
+    a while the card stays out, and nothing is retried every run. Edited into the selection,
+    the card meets the hub's record three-way; deleted instead, the record goes to a."""
+    from concord.connectors import filestamps
+
+    monkeypatch.setattr(filestamps, "window_of", lambda root: 0)
+    env = make_env({"a": {"values": {"kind": {"individual": "individual"}}}})
+    env.hub.put("contact", "t5", {"name": "Hub Five"}, by="test")
+    env.hub.put("contact", "t6", {"name": "Hub Six"}, by="test")
+    env.write("a", "t5.vcf", card("Card Five", "t5", kind="org", title="Owner"))
+    env.write("a", "t6.vcf", card("Card Six", "t6", kind="org"))
+    r = env.sync("a")
+    assert r.ok and r.counts == {"not synced": 4}, r.counts  # two cards, two records
+    assert env.cards("a")["t5"] == {"name": "Card Five", "kind": "org", "title": "Owner"}
+    assert env.hub.archive("a", "contact") == {}
+    assert env.sync("a").counts == {}
+    st, _ = light(env, "a")
+    assert (st.color, st.pending) == ("green", 0), st.reason
+
+    env.edit("a", "t5", kind="individual")  # into the selection: one record, merged
+    r = env.sync("a")
+    assert r.counts["conflicts"] == 1 and set(env.hub.archive("a", "contact")) == {"t5"}
+    assert env.cards("a")["t5"]["name"] == env.hub_records()["t5"]["name"]
+    [c] = env.conflicts()
+    assert c["kept_values"]  # the losing name, kept
+
+    env.path_of("a", "t6").unlink()  # the card holding t6 goes: the hub's t6 goes to a
+    r = env.sync("a")
+    assert r.counts["create in spoke"] == 1, r.counts
+    assert env.cards("a")["t6"] == {"name": "Hub Six"}
+    assert env.sync("a").counts == {}
+
+
 def test_a_file_left_out_by_the_migration_is_counted_once_when_its_racy_window_ends(
         make_env, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file just written is versioned with its content's hash until the racy window has

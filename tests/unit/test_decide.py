@@ -365,3 +365,23 @@ def test_same_ignores_empty_values() -> None:
     assert same(({"a": 1, "b": None}, {"r": None}), ({"a": 1}, {}))
     assert not same(({"a": 1}, {}), ({"a": 2}, {}))
     assert not same(({"a": 1}, {}), None)
+
+
+def test_a_merge_outside_the_selection_writes_the_hub_and_takes_the_item_off_the_spoke() -> None:
+    """New on both sides with one identity, the hub's copy of an organisation a link does not
+    carry: the merge keeps the hub's kind, so its spoke write would fall outside the link's
+    selection. ``out_of_selection`` keeps the hub's write, removes the spoke's item and keeps
+    all of that item's content in the conflicts log."""
+    from concord.engine.decide import out_of_selection
+
+    hub = ({"name": "Acme", "kind": "org"}, {})
+    spoke = ({"name": "Acme Pty", "title": "Office"}, {})
+    d = decide_new_both(hub, spoke, direction="two-way", authority="hub")
+    assert d.spoke_put is not None and d.spoke_put[0]["kind"] == "org"
+    out = out_of_selection(d, spoke)
+    assert out.hub_put == d.hub_put and out.spoke_put is None
+    assert out.spoke_delete and out.forget and out.base is None
+    assert out.label.endswith("out of the link's selection: remove from spoke")
+    kept = [n.kept for n in out.conflicts]
+    assert {"name": "Acme Pty", "title": "Office"} in kept  # the item's whole content
+    assert d.conflicts and all(n in out.conflicts for n in d.conflicts)  # and the merge's

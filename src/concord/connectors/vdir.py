@@ -227,9 +227,18 @@ class VdirConnector(Connector, StreamedMigration):
         try:
             os.link(tmp, path)  # atomic, and never replaces an existing file
         except FileExistsError:
-            existing = next(iter(self.get(entity, [ref])), None)
-            if isinstance(existing, Item) and existing.ident in (ident, item.fields.get("uid")):
-                return ref, existing.version  # a retried create: found again, not duplicated
+            # a retried create (its answer lost) finds exactly what it writes: found again,
+            # not duplicated. Anything else there is someone's own item under that name (a
+            # card made at the spoke with the same UID): left alone, and the engine reads it
+            # (the next run's listing) before it decides anything about the two
+            try:
+                same = path.read_bytes() == data
+            except OSError:  # gone again meanwhile: the next run sees what is there
+                same = False
+            if same:
+                existing = next(iter(self.get(entity, [ref])), None)
+                if isinstance(existing, Item):
+                    return ref, existing.version
             raise PreconditionFailed(ref, None, "exists") from None
         finally:
             tmp.unlink(missing_ok=True)

@@ -45,6 +45,7 @@ from concord.errors import ConcordError
 
 if TYPE_CHECKING:
     from concord.engine.run import Bad, EntitySync
+    from concord.hub.batch import SpokeLeft
     from concord.hub.store import FreshRow
 
 #: a migration of fewer rows runs in one process: starting the children costs about what they
@@ -54,9 +55,9 @@ ASIDE_FROM = 10_000
 
 #: what a chunk prepared aside carries: (last ref scanned, items scanned, rows, items the link
 #: does not carry, quarantine rows, error messages, refs left out with their versions:
-#: ``EntitySync._left``)
+#: ``EntitySync._left``, the notes of the items the link does not carry)
 Prepared = tuple[str, int, "list[FreshRow]", int, "list[Bad]", list[str],
-                 dict[str, str | None]]
+                 dict[str, str | None], "list[SpokeLeft]"]
 
 
 def usable(sync: EntitySync) -> bool:
@@ -186,7 +187,7 @@ def _prepare(pipe: Connection, theirs: list[Connection], hub_url: str, tenant: s
              spans: list[Span] | None) -> None:  # pragma: no cover - runs in the child
     from concord.config import LinkConfig
     from concord.connectors.base import REGISTRY, make_connector
-    from concord.engine.run import EntitySync
+    from concord.engine.run import EntitySync, _not_synced
     from concord.hub.store import Hub
     from concord.link.retry import error_parts
 
@@ -210,7 +211,7 @@ def _prepare(pipe: Connection, theirs: list[Connection], hub_url: str, tenant: s
             sync._left = {}  # the chunk's items left out, with their versions
             sync._note_left(items, mapped, bad)
             pipe.send(("chunk", last, len(items), rows, not_synced, bad, sync.result.errors,
-                       sync._left))
+                       sync._left, _not_synced(mapped)))
             sync.result.errors = []
             sync._claimed.clear()  # as in one process: a chunk's UIDs, then forgotten
             # and the chunk's reference translations: each process would keep its own

@@ -211,6 +211,16 @@ def decide_removed(spoke_state: State, spoke: Content | None, *, direction: str)
     return Decision("remove from spoke", spoke_delete=True, forget=True, conflicts=notes)
 
 
+def out_of_selection(d: Decision, spoke: Content) -> Decision:
+    """``d`` once its spoke write turns out to be outside the link's selection (a merge that
+    kept the hub's value of a filtered or value-mapped field, when the spoke's item is inside
+    it): the hub takes its write, and the spoke's item leaves the spoke, as when the hub moves
+    a record out of the selection; the item's content is kept in the conflicts log."""
+    notes = [*d.conflicts, ConflictNote("overwrite", sorted(_flat(spoke)), "hub", _flat(spoke))]
+    return Decision(f"{d.label}; out of the link's selection: remove from spoke",
+                    hub_put=d.hub_put, spoke_delete=True, forget=True, conflicts=notes)
+
+
 def decide_new_both(hub: Content, spoke: Content, *, direction: str, authority: str,
                     hub_newer: bool = False) -> Decision:
     """New on both sides with the same identity (UID, key): equal -> link them; else the

@@ -9,12 +9,15 @@ was left for later, so a run killed at any instant is finished by the next one.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 from concord.config import LinkConfig
 from concord.connectors.base import (
@@ -33,11 +36,12 @@ from concord.engine.decide import (
     decide,
     decide_new_both,
     decide_removed,
+    out_of_selection,
 )
 from concord.engine.mapping import Mapping
 from concord.engine.refs import References, RefMissing
 from concord.errors import ConcordError, TransientError
-from concord.hub.batch import Batch, BatchOutcome
+from concord.hub.batch import Batch, BatchOutcome, SpokeLeft
 from concord.hub.exclusions import selection_key, spoke_selection_key
 from concord.hub.store import ArchiveRow, Checkpoint, FreshRow, Hub, load_content
 from concord.model import ModelError
@@ -136,6 +140,9 @@ class EntitySync:
         self._left: dict[str, str | None] | None = None
         #: during a migration: do its fresh chunks release quarantine rows (``_migrate``)
         self._release: bool | None = None
+        #: spoke ref -> (version, fingerprint, content hash, identity) of the items this
+        #: run's listing found noted as left out (``spoke_left``)
+        self._noted: dict[str, tuple[str, str, str | None, str | None]] = {}
 
     def _canon(self, c: Content) -> tuple[str, str]:
         got = self._memo.get(id(c))
@@ -204,17 +211,25 @@ class EntitySync:
             noted = hub.spoke_left(name, entity, None if ch.complete
                                    else [*ch.changed, *ch.deleted])
             sel = self.spoke_selection
-            dirty = [ref for ref in dirty if (n := noted.get(ref)) is None
-                     or n != (ch.changed.get(ref), sel)]
+            dirty = [ref for ref in dirty if (n := noted.get(ref)) is None or not n[0]
+                     or n[:2] != (ch.changed.get(ref), sel)]
+            self._noted = noted
             gone = [ref for ref in noted if ref not in ch.changed]
             if gone and not self.dry_run:
                 with hub.begin() as conn:
                     hub.drop_spoke_left(conn, name, entity, gone)
+            # the hub records whose identity an item gone held: the hub pass plans them again
+            # (created at the spoke); so too, after the spoke pass, for an item read again
+            # that no longer holds it (linked, quarantined, another UID)
+            released = [n[3] for ref, n in noted.items() if ref in gone and n[3]]
+            reread = {ref: n[3] for ref in dirty if (n := noted.get(ref)) is not None and n[3]}
+        else:
+            released, reread = [], {}
         # quarantined records are tried again when they change, when a record of a parent
         # type changes (the parent they waited for may have arrived), or when their backoff
         # ends (the cause may be gone without anything changing: a value mapped, a server
         # back); not on every run, which would fill the log with the same failure
-        retry_ids: list[str] = []
+        retry_ids: list[str] = list(released)
         self._versions = ch.changed
         if self.has_quarantine:
             q = hub.quarantined(name, entity)
@@ -228,7 +243,7 @@ class EntitySync:
             seen = set(dirty)
             dirty += [ref for ref in spoke_q if ref in due and ref not in seen
                       and (not ch.complete or ref in ch.changed)]
-            retry_ids = [r["ref"] for r in q if r["side"] == "hub" and r["ref"] in due]
+            retry_ids += [r["ref"] for r in q if r["side"] == "hub" and r["ref"] in due]
         if self.has_exclusions:  # left out under another selection: the config changed since
             retry_ids += hub.stale_exclusions(name, entity, self.selection)
 
@@ -260,6 +275,9 @@ class EntitySync:
         else:
             for chunk in chunks:
                 self._spoke_items(self._read(chunk), by_ref, ch.changed, linked=has_linked)
+        if reread:
+            now = hub.spoke_left(name, entity, list(reread))
+            retry_ids += [i for ref, i in reread.items() if ref not in now or now[ref][3] != i]
         # D. hub-side changes and spoke deletes
         deleted_ids = {by_ref[r].hub_id for r in deleted_refs}
         pending_deleted = set(deleted_ids)
@@ -357,17 +375,14 @@ class EntitySync:
         if self.ASIDE and self._fresh() and aside.usable(self):
             # a large first migration: a second process prepares the chunks (engine/aside.py)
             with aside.Aside(self, progress["after"]) as prepared:
-                for last, n, rows, not_synced, bad, errors, left in prepared:
+                for last, n, rows, not_synced, bad, errors, left, spoke_left in prepared:
                     progress = {**progress, "after": last, "done": self.done + n}
                     self.result.errors.extend(errors)
                     if self._left is not None:
                         self._left.update(left)
                     self._versions = {r: v for r, v in left.items() if v is not None}
-                    quarantined = {b[1] for b in bad}
                     self._commit_fresh(rows, not_synced, bad,
-                                       Checkpoint(cp.hub_seq, None, progress),
-                                       [(r, v) for r, v in left.items()
-                                        if v is not None and r not in quarantined])
+                                       Checkpoint(cp.hub_seq, None, progress), spoke_left)
                     self.handled.clear()
         else:
             for batch in streamed.scan(entity, progress["after"], self.batch):
@@ -508,6 +523,12 @@ class EntitySync:
         intents = self.hub.intents_for(self.link.name, self.entity, ids) if self.has_intents else {}
         cases: list[Case] = []
         left_out: list[tuple[str, int]] = []  # linked records whose spoke copy is left out
+        spoke_left = _not_synced(mapped)
+        # read again (its version moved on: a touch, a folder's racy window passing) and
+        # found as it was when noted: not counted, nor noted as left out, a second time
+        sel, noted = self.spoke_selection, self._noted
+        same = {ref for ref, _, _, h in spoke_left
+                if (n := noted.get(ref)) is not None and n[1] == sel and n[2] == h}
         # hub id (a UID) -> the spoke ref holding it, in this run (a migration: this chunk)
         claimed = self._claimed
         claimed.update({by_ref[it.ref].hub_id: it.ref for it, _ in mapped if it.ref in by_ref})
@@ -515,7 +536,9 @@ class EntitySync:
             arch = by_ref.get(it.ref)
             if content is None:  # not synced over this link (value map / filter)
                 rec = recs.get(arch.hub_id) if arch is not None else None
-                if arch is not None and rec is not None and not rec.deleted:
+                if it.ref in same:
+                    pass
+                elif arch is not None and rec is not None and not rec.deleted:
                     # a linked item edited out of the selection: not synced either way while
                     # it stays out (the hub's record is noted as left out, so it is not
                     # pending and not written to the spoke: see _hub_chunk)
@@ -547,6 +570,8 @@ class EntitySync:
                     d = decide(hs, ss, hub=hub_c, spoke=content, base=base,
                                direction=self.cfg.direction, authority=self.cfg.authority,
                                hub_newer=_newer(rec, it))
+                    if d.spoke_put is not None and not self.map.passes(d.spoke_put[0]):
+                        d = out_of_selection(d, content)
                 cases.append(Case(hub_id, arch, rec, it, it.version, d, removed_at=removed_at))
                 continue
             ident = it.ident
@@ -567,6 +592,8 @@ class EntitySync:
                     hub_c = self.map.project(rec.fields, rec.refs)
                 d = decide_new_both(hub_c, content, direction=self.cfg.direction,
                                     authority=self.cfg.authority, hub_newer=_newer(rec, it))
+                if d.spoke_put is not None and not self.map.passes(d.spoke_put[0]):
+                    d = out_of_selection(d, content)
                 cases.append(Case(rec.id, None, rec, it, it.version, d))
             else:
                 chosen = (ident if ident and usable_id(ident)
@@ -577,7 +604,7 @@ class EntitySync:
                 cases.append(Case(chosen or new_id(), None, rec, it, it.version, d, new_hub_id=new))
             claimed[cases[-1].hub_id] = it.ref
         self.handled.update(c.hub_id for c in cases)
-        self._apply(cases, bad, checkpoint, left_out=left_out, spoke_left=_not_synced(mapped))
+        self._apply(cases, bad, checkpoint, left_out=left_out, spoke_left=spoke_left)
         self._note_left(got, mapped, bad)
 
     def _note_left(self, got: list[Item | ItemError], mapped: list[tuple[Item, Content | None]],
@@ -643,9 +670,9 @@ class EntitySync:
         return rows, not_synced
 
     def _commit_fresh(self, rows: list[FreshRow], not_synced: int, bad: list[Bad],
-                      checkpoint: Checkpoint | None, spoke_left: list[tuple[str, str]]) -> None:
+                      checkpoint: Checkpoint | None, spoke_left: list[SpokeLeft]) -> None:
         """Commit a fresh chunk (``_fresh_rows``) with its quarantine and checkpoint, and
-        the notes of the items the link leaves out (``spoke_left``: ref, version)."""
+        the notes of the items the link leaves out (``spoke_left``)."""
         entity, label = self.entity, "create in hub"
         batch = Batch(self.link.name, entity, f"link:{self.link.name}", quarantine=bad,
                       selection=self.selection, has_exclusions=self.has_exclusions,
@@ -726,12 +753,22 @@ class EntitySync:
         seen_again: list[ArchiveRow] = []  # linked records whose change this link does not carry
         planned: list[str] = []
         held = self._held_at_spoke([a for i in ids if (a := arch_by_id.get(i)) is not None])
+        # a record the link would create at the spoke, whose identity the spoke holds in an
+        # item the selection leaves out (made there on its own, or edited out before it was
+        # ever linked): not synced either way while that item stays out
+        held_ids = self.hub.held_idents(
+            self.link.name, self.entity,
+            [i for i in ids if i not in arch_by_id and i not in self.handled],
+            self.spoke_selection) if self.has_left else set()
         for hub_id in ids:
             if hub_id in self.handled:
                 continue
             planned.append(hub_id)
             arch = arch_by_id.get(hub_id)
             rec = recs.get(hub_id)
+            if hub_id in held_ids and rec is not None and not rec.deleted:
+                left_out.append((hub_id, rec.seq))
+                continue
             if arch is not None and arch.spoke_ref in held:
                 # its spoke copy holds a value the link does not carry: not synced while it
                 # does. A hub edit waits (noted as left out, not pending); a hub delete
@@ -778,18 +815,18 @@ class EntitySync:
         if not self.has_left or not linked:
             return set()
         sel = self.spoke_selection
-        return {ref for ref, (_, s) in self.hub.spoke_left(
+        return {ref for ref, (_, s, _, _) in self.hub.spoke_left(
             self.link.name, self.entity, [a.spoke_ref for a in linked]).items() if s == sel}
 
     # ------------------------------------------------------------------ applying
     def _apply(self, cases: list[Case], bad: list[tuple[str, str, str, str | None]],
                checkpoint: Checkpoint | None, *, left_out: list[tuple[str, int]] | None = None,
                replanned: list[str] | None = None,
-               spoke_left: list[tuple[str, str]] | None = None) -> None:
+               spoke_left: list[SpokeLeft] | None = None) -> None:
         """``left_out``: (hub id, seq) of records the link's selection leaves out, noted so
         they are not pending; ``replanned``: ids whose older such notes are dropped first;
-        ``spoke_left``: (ref, version) of spoke items it leaves out, noted so a listing does
-        not read them again until they change."""
+        ``spoke_left``: (ref, version, identity) of spoke items it leaves out, noted so a
+        listing does not read them again until they change."""
         res = self.result
         left_out = left_out or []
         if left_out:
@@ -884,11 +921,18 @@ class EntitySync:
             self.unfinished_spoke = True
 
 
-def _not_synced(mapped: list[tuple[Item, Content | None]]) -> list[tuple[str, str]]:
-    """(ref, version) of a chunk's items the link does not carry (where the spoke gives a
-    version: without one, an item cannot be known to be unchanged)."""
-    return [(it.ref, it.version) for it, content in mapped
-            if content is None and it.version is not None]
+def _not_synced(mapped: list[tuple[Item, Content | None]]) -> list[SpokeLeft]:
+    """(ref, version, identity, content hash) of a chunk's items the link does not carry (the
+    version "" where the spoke gives none: such an item cannot be known unchanged, and is
+    read again)."""
+    return [(it.ref, it.version or "", it.ident, _item_hash(it))
+            for it, content in mapped if content is None]
+
+
+def _item_hash(it: Item) -> str:
+    """A spoke item's content as read (its fields and references, in spoke space)."""
+    text = orjson.dumps((it.fields, it.refs), default=str, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 def _newer(rec: Record | None, it: Item | None) -> bool:

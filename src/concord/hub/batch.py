@@ -39,6 +39,11 @@ class Conflict:
                 "base_content": self.base_content, "kept": json.dumps(self.kept, default=str)}
 
 
+#: a spoke item the link's selection leaves out: (ref, the version read or "", its identity,
+#: its content's hash)
+SpokeLeft = tuple[str, str, str | None, str]
+
+
 @dataclass
 class Batch:
     link: str
@@ -57,9 +62,9 @@ class Batch:
     quarantine: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     left_out: list[tuple[str, int]] = field(default_factory=list)  # (hub id, seq) excluded
     selection: str = ""  # the fingerprint the left_out notes are taken under
-    #: (spoke ref, version read) of spoke items the selection leaves out, and the
-    #: fingerprint they are noted under (``hub.exclusions.spoke_selection_key``)
-    spoke_left: list[tuple[str, str]] = field(default_factory=list)
+    #: (spoke ref, version read, identity) of spoke items the selection leaves out, and
+    #: the fingerprint they are noted under (``hub.exclusions.spoke_selection_key``)
+    spoke_left: list[SpokeLeft] = field(default_factory=list)
     spoke_selection: str = ""
     drop_exclusions: list[str] = field(default_factory=list)  # notes planned again
     drop_intents: list[str] = field(default_factory=list)

@@ -40,19 +40,18 @@ class ExclusionsMixin:
     engine: Engine
     tenant: str
 
-    def _save_notes(self, conn: Connection, table: Any, key: str, value: str, link: str,
-                    entity: str, rows: Sequence[tuple[str, Any]], selection: str) -> None:
-        """Notes (``key``, ``value``) taken under ``selection``, in ``exclusions`` or
+    def _save_notes(self, conn: Connection, table: Any, cols: tuple[str, ...], link: str,
+                    entity: str, rows: Sequence[tuple[Any, ...]], selection: str) -> None:
+        """Notes (``cols``, the key first) taken under ``selection``, in ``exclusions`` or
         ``spoke_left``."""
         if not rows:
             return
         from concord.hub.store import upsert_rows
 
         now = time.time()
-        cols = ("tenant", "link", "entity", key, value, "selection", "at")
-        upsert_rows(conn, table, cols,
-                    [(self.tenant, link, entity, k, v, selection, now) for k, v in rows],
-                    ("tenant", "link", "entity", key))
+        upsert_rows(conn, table, ("tenant", "link", "entity", *cols, "selection", "at"),
+                    [(self.tenant, link, entity, *r, selection, now) for r in rows],
+                    ("tenant", "link", "entity", cols[0]))
 
     def _drop_notes(self, conn: Connection, table: Any, key: str, link: str, entity: str,
                     keys: Sequence[str]) -> None:
@@ -65,7 +64,7 @@ class ExclusionsMixin:
     def save_exclusions(self, conn: Connection, link: str, entity: str,
                         rows: Sequence[tuple[str, int]], selection: str) -> None:
         """rows: (hub_id, the record's seq when planned) left out under ``selection``."""
-        self._save_notes(conn, s.exclusions, "hub_id", "seq", link, entity, rows, selection)
+        self._save_notes(conn, s.exclusions, ("hub_id", "seq"), link, entity, rows, selection)
 
     def drop_exclusions(self, conn: Connection, link: str, entity: str, hub_ids: Sequence[str]) -> None:
         self._drop_notes(conn, s.exclusions, "hub_id", link, entity, hub_ids)
@@ -88,9 +87,11 @@ class ExclusionsMixin:
 
     # -- spoke items left out -----------------------------------------------------------
     def save_spoke_left(self, conn: Connection, link: str, entity: str,
-                        rows: Sequence[tuple[str, str]], selection: str) -> None:
-        """rows: (spoke ref, the version read) of items ``selection`` leaves out."""
-        self._save_notes(conn, s.spoke_left, "ref", "version", link, entity, rows, selection)
+                        rows: Sequence[tuple[str, str, str | None, str]], selection: str) -> None:
+        """rows: (spoke ref, the version read, its identity, its content's hash) of items
+        ``selection`` leaves out."""
+        self._save_notes(conn, s.spoke_left, ("ref", "version", "ident", "hash"), link, entity,
+                         rows, selection)
 
     def drop_spoke_left(self, conn: Connection, link: str, entity: str, refs: Sequence[str]) -> None:
         self._drop_notes(conn, s.spoke_left, "ref", link, entity, refs)
@@ -106,20 +107,33 @@ class ExclusionsMixin:
                 c.tenant == self.tenant, c.link == link, c.entity == entity,
                 c.selection == selection, ~linked)).scalar_one())
 
+    def held_idents(self, link: str, entity: str, idents: Sequence[str],
+                    selection: str) -> set[str]:
+        """Which of ``idents`` the spoke holds in an item ``selection`` leaves out."""
+        if not idents:
+            return set()
+        from concord.hub.store import _select_in
+
+        with self.engine.connect() as conn:
+            rows = _select_in(conn, s.spoke_left, ("ident", "selection"),
+                              {"tenant": self.tenant, "link": link, "entity": entity}, "ident",
+                              list(idents))
+        return {i for i, sel in rows if sel == selection}
+
     def spoke_left(self, link: str, entity: str, refs: Sequence[str] | None = None
-                   ) -> dict[str, tuple[str, str]]:
-        """spoke ref -> (version, selection) of the items left out: all of the link's
-        entity, or those of ``refs``."""
+                   ) -> dict[str, tuple[str, str, str | None, str | None]]:
+        """spoke ref -> (version, selection, content hash, identity) of the items left out:
+        all of the link's entity, or those of ``refs``."""
         from concord.hub.store import _select_in
 
         c = s.spoke_left.c
-        cols = ("ref", "version", "selection")
+        cols = ("ref", "version", "selection", "hash", "ident")
         with self.engine.connect() as conn:
             if refs is None:
-                rows: Any = conn.execute(select(c.ref, c.version, c.selection).where(
+                rows: Any = conn.execute(select(*(c[k] for k in cols)).where(
                     c.tenant == self.tenant, c.link == link, c.entity == entity)).all()
             else:
                 rows = _select_in(conn, s.spoke_left, cols,
                                   {"tenant": self.tenant, "link": link, "entity": entity},
                                   "ref", list(refs))
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}

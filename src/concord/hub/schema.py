@@ -151,6 +151,13 @@ spoke_left = Table(
     Column("version", String(256), nullable=False),
     Column("selection", String(32), nullable=False),
     Column("at", Float, nullable=False),
+    # the item's identity (UID): a hub record of that id is not created at the spoke while
+    # the spoke holds it outside the selection
+    Column("ident", String(512)),
+    # the hash of its content as read: read again (its version moved on) and found the same,
+    # it is not counted again
+    Column("hash", String(32)),
+    Index("ix_spoke_left_ident", "tenant", "link", "entity", "ident"),
 )
 
 conflicts = Table(

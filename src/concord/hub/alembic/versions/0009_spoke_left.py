@@ -27,9 +27,13 @@ def upgrade() -> None:
         sa.Column("version", sa.String(length=256), nullable=False),
         sa.Column("selection", sa.String(length=32), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("ident", sa.String(length=512), nullable=True),
+        sa.Column("hash", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("tenant", "link", "entity", "ref"),
     )
+    op.create_index("ix_spoke_left_ident", "spoke_left", ["tenant", "link", "entity", "ident"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_spoke_left_ident", table_name="spoke_left")
     op.drop_table("spoke_left")
