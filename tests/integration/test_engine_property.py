@@ -174,7 +174,8 @@ class EngineMachine(RuleBasedStateMachine):
                 self.env.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def check_final(self) -> None:
+    def settle(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Sync every link until nothing moves (checked); returns what hub, a and b hold."""
         env = self.env
         assert env is not None
         for _ in range(4):
@@ -183,7 +184,12 @@ class EngineMachine(RuleBasedStateMachine):
                 assert r.status == "ok", r.message
         quiet = [env.sync(link, confirm_deletes=True).counts for link in LINKS]
         assert quiet == [{}, {}], f"still moving after the final syncs: {quiet}"
-        hub, a, b = self.held("hub"), self.held("a"), self.held("b")
+        return self.held("hub"), self.held("a"), self.held("b")
+
+    def check_final(self) -> None:
+        env = self.env
+        assert env is not None
+        hub, a, b = self.settle()
         assert a == hub, "folder a and the hub disagree"
         assert b == hub, "folder b and the hub disagree"
         assert env.hub.quarantined() == []
@@ -285,13 +291,7 @@ class SelectionMachine(EngineMachine):
     def check_final(self) -> None:
         env = self.env
         assert env is not None
-        for _ in range(4):
-            for link in LINKS:
-                r = env.sync(link, confirm_deletes=True)
-                assert r.status == "ok", r.message
-        quiet = [env.sync(link, confirm_deletes=True).counts for link in LINKS]
-        assert quiet == [{}, {}], f"still moving after the final syncs: {quiet}"
-        hub, a, b = self.held("hub"), self.held("a"), self.held("b")
+        hub, a, b = self.settle()
         assert b == hub, "folder b and the hub disagree"
         for uid, card in a.items():
             if card.get("kind") != "org":
