@@ -500,6 +500,7 @@ def test_a_card_left_out_holds_its_uid_against_a_hub_record_of_the_same_identity
     assert env.sync("a").counts == {}
     st, _ = light(env, "a")
     assert (st.color, st.pending) == ("green", 0), st.reason
+    assert (st.excluded, st.spoke_excluded) == (2, 0), st.reason  # each identity once
 
     env.edit("a", "t5", kind="individual")  # into the selection: one record, merged
     r = env.sync("a")

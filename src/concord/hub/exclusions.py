@@ -97,15 +97,18 @@ class ExclusionsMixin:
         self._drop_notes(conn, s.spoke_left, "ref", link, entity, refs)
 
     def spoke_left_count(self, link: str, entity: str, selection: str) -> int:
-        """Spoke items left out under ``selection`` (the link's current one) that the hub
-        does not hold (a linked one is counted with the hub's records left out)."""
-        c, a = s.spoke_left.c, s.archive.c
+        """Spoke items left out under ``selection`` (the link's current one) that are not
+        counted with the hub's records left out already: linked to one, or holding the
+        identity of one the link leaves out for that reason."""
+        c, a, x = s.spoke_left.c, s.archive.c, s.exclusions.c
         linked = exists().where(a.tenant == c.tenant, a.link == c.link, a.entity == c.entity,
                                 a.spoke_ref == c.ref)
+        held = exists().where(x.tenant == c.tenant, x.link == c.link, x.entity == c.entity,
+                              x.hub_id == c.ident)
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).where(
                 c.tenant == self.tenant, c.link == link, c.entity == entity,
-                c.selection == selection, ~linked)).scalar_one())
+                c.selection == selection, ~linked, ~held)).scalar_one())
 
     def held_idents(self, link: str, entity: str, idents: Sequence[str],
                     selection: str) -> set[str]:
