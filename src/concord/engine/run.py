@@ -9,15 +9,12 @@ was left for later, so a run killed at any instant is finished by the next one.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-import orjson
 
 from concord.config import LinkConfig
 from concord.connectors.base import (
@@ -535,10 +532,10 @@ class EntitySync:
         for it, content in mapped:
             arch = by_ref.get(it.ref)
             if content is None:  # not synced over this link (value map / filter)
-                rec = recs.get(arch.hub_id) if arch is not None else None
                 if it.ref in same:
-                    pass
-                elif arch is not None and rec is not None and not rec.deleted:
+                    continue
+                rec = recs.get(arch.hub_id) if arch is not None else None
+                if arch is not None and rec is not None and not rec.deleted:
                     # a linked item edited out of the selection: not synced either way while
                     # it stays out (the hub's record is noted as left out, so it is not
                     # pending and not written to the spoke: see _hub_chunk)
@@ -570,8 +567,7 @@ class EntitySync:
                     d = decide(hs, ss, hub=hub_c, spoke=content, base=base,
                                direction=self.cfg.direction, authority=self.cfg.authority,
                                hub_newer=_newer(rec, it))
-                    if d.spoke_put is not None and not self.map.passes(d.spoke_put[0]):
-                        d = out_of_selection(d, content)
+                    d = self._carried(d, content)
                 cases.append(Case(hub_id, arch, rec, it, it.version, d, removed_at=removed_at))
                 continue
             ident = it.ident
@@ -592,8 +588,7 @@ class EntitySync:
                     hub_c = self.map.project(rec.fields, rec.refs)
                 d = decide_new_both(hub_c, content, direction=self.cfg.direction,
                                     authority=self.cfg.authority, hub_newer=_newer(rec, it))
-                if d.spoke_put is not None and not self.map.passes(d.spoke_put[0]):
-                    d = out_of_selection(d, content)
+                d = self._carried(d, content)
                 cases.append(Case(rec.id, None, rec, it, it.version, d))
             else:
                 chosen = (ident if ident and usable_id(ident)
@@ -606,6 +601,13 @@ class EntitySync:
         self.handled.update(c.hub_id for c in cases)
         self._apply(cases, bad, checkpoint, left_out=left_out, spoke_left=spoke_left)
         self._note_left(got, mapped, bad)
+
+    def _carried(self, d: Decision, spoke: Content) -> Decision:
+        """``d``, or where its spoke write falls outside the link's selection (a merge kept
+        the hub's value of a filtered field), ``decide.out_of_selection`` of it."""
+        if d.spoke_put is not None and not self.map.passes(d.spoke_put[0]):
+            return out_of_selection(d, spoke)
+        return d
 
     def _note_left(self, got: list[Item | ItemError], mapped: list[tuple[Item, Content | None]],
                    bad: list[Bad]) -> None:
@@ -752,14 +754,13 @@ class EntitySync:
         left_out: list[tuple[str, int]] = []  # (hub id, seq): the link's selection leaves it out
         seen_again: list[ArchiveRow] = []  # linked records whose change this link does not carry
         planned: list[str] = []
-        held = self._held_at_spoke([a for i in ids if (a := arch_by_id.get(i)) is not None])
-        # a record the link would create at the spoke, whose identity the spoke holds in an
-        # item the selection leaves out (made there on its own, or edited out before it was
-        # ever linked): not synced either way while that item stays out
-        held_ids = self.hub.held_idents(
-            self.link.name, self.entity,
-            [i for i in ids if i not in arch_by_id and i not in self.handled],
-            self.spoke_selection) if self.has_left else set()
+        # linked records whose spoke items the selection leaves out; and records the link
+        # would create at the spoke, whose identity the spoke holds in such an item (made
+        # there on its own, or edited out before it was ever linked): not synced either way
+        # while that item stays out
+        held = self._held("ref", [a.spoke_ref for i in ids if (a := arch_by_id.get(i))])
+        held_ids = self._held("ident", [i for i in ids if i not in arch_by_id
+                                        and i not in self.handled])
         for hub_id in ids:
             if hub_id in self.handled:
                 continue
@@ -809,14 +810,13 @@ class EntitySync:
         self._apply(cases, [], None, left_out=left_out,
                     replanned=planned if self.has_exclusions else [])
 
-    def _held_at_spoke(self, linked: list[ArchiveRow]) -> set[str]:
-        """Spoke refs of these linked records whose items the link's current selection left
-        out (``spoke_left``)."""
-        if not self.has_left or not linked:
+    def _held(self, key: str, keys: list[str]) -> set[str]:
+        """Which of ``keys`` (spoke refs, or identities) name items the link's current
+        selection left out (``spoke_left``)."""
+        if not self.has_left or not keys:
             return set()
-        sel = self.spoke_selection
-        return {ref for ref, (_, s, _, _) in self.hub.spoke_left(
-            self.link.name, self.entity, [a.spoke_ref for a in linked]).items() if s == sel}
+        return self.hub.spoke_left_among(self.link.name, self.entity, key, keys,
+                                         self.spoke_selection)
 
     # ------------------------------------------------------------------ applying
     def _apply(self, cases: list[Case], bad: list[tuple[str, str, str, str | None]],
@@ -825,7 +825,7 @@ class EntitySync:
                spoke_left: list[SpokeLeft] | None = None) -> None:
         """``left_out``: (hub id, seq) of records the link's selection leaves out, noted so
         they are not pending; ``replanned``: ids whose older such notes are dropped first;
-        ``spoke_left``: (ref, version, identity) of spoke items it leaves out, noted so a
+        ``spoke_left``: the spoke items it leaves out (``hub.batch.SpokeLeft``), noted so a
         listing does not read them again until they change."""
         res = self.result
         left_out = left_out or []
@@ -924,15 +924,9 @@ class EntitySync:
 def _not_synced(mapped: list[tuple[Item, Content | None]]) -> list[SpokeLeft]:
     """(ref, version, identity, content hash) of a chunk's items the link does not carry (the
     version "" where the spoke gives none: such an item cannot be known unchanged, and is
-    read again)."""
-    return [(it.ref, it.version or "", it.ident, _item_hash(it))
+    read again). The hash is of the item as read, in spoke space."""
+    return [(it.ref, it.version or "", it.ident, content_hash(it.fields, it.refs))
             for it, content in mapped if content is None]
-
-
-def _item_hash(it: Item) -> str:
-    """A spoke item's content as read (its fields and references, in spoke space)."""
-    text = orjson.dumps((it.fields, it.refs), default=str, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 def _newer(rec: Record | None, it: Item | None) -> bool:

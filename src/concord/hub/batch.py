@@ -62,8 +62,8 @@ class Batch:
     quarantine: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     left_out: list[tuple[str, int]] = field(default_factory=list)  # (hub id, seq) excluded
     selection: str = ""  # the fingerprint the left_out notes are taken under
-    #: (spoke ref, version read, identity) of spoke items the selection leaves out, and
-    #: the fingerprint they are noted under (``hub.exclusions.spoke_selection_key``)
+    #: spoke items the selection leaves out, and the fingerprint they are noted under
+    #: (``hub.exclusions.spoke_selection_key``)
     spoke_left: list[SpokeLeft] = field(default_factory=list)
     spoke_selection: str = ""
     drop_exclusions: list[str] = field(default_factory=list)  # notes planned again

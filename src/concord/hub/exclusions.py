@@ -110,18 +110,19 @@ class ExclusionsMixin:
                 c.tenant == self.tenant, c.link == link, c.entity == entity,
                 c.selection == selection, ~linked, ~held)).scalar_one())
 
-    def held_idents(self, link: str, entity: str, idents: Sequence[str],
-                    selection: str) -> set[str]:
-        """Which of ``idents`` the spoke holds in an item ``selection`` leaves out."""
-        if not idents:
+    def spoke_left_among(self, link: str, entity: str, key: str, keys: Sequence[str],
+                         selection: str) -> set[str]:
+        """Which of ``keys`` (of column ``key``: ``ref`` or ``ident``) name spoke items
+        ``selection`` leaves out."""
+        if not keys:
             return set()
         from concord.hub.store import _select_in
 
         with self.engine.connect() as conn:
-            rows = _select_in(conn, s.spoke_left, ("ident", "selection"),
-                              {"tenant": self.tenant, "link": link, "entity": entity}, "ident",
-                              list(idents))
-        return {i for i, sel in rows if sel == selection}
+            rows = _select_in(conn, s.spoke_left, (key, "selection"),
+                              {"tenant": self.tenant, "link": link, "entity": entity}, key,
+                              list(keys))
+        return {k for k, sel in rows if sel == selection}
 
     def spoke_left(self, link: str, entity: str, refs: Sequence[str] | None = None
                    ) -> dict[str, tuple[str, str, str | None, str | None]]:

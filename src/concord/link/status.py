@@ -24,7 +24,7 @@ pending while the engine's note of that decision still holds: the record unwritt
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,10 +77,11 @@ def directions(link_config: Any) -> dict[str, str]:
     return {name: str(getattr(ec, "direction", "two-way")) for name, ec in ents.items()}
 
 
-def selections(link_config: Any) -> dict[str, str]:
-    """entity -> fingerprint of a link config's selection (see ``hub.exclusions.selection_key``)."""
+def selections(link_config: Any, key: Callable[[Any], str] = selection_key) -> dict[str, str]:
+    """entity -> fingerprint of a link config's selection (see ``hub.exclusions.selection_key``;
+    ``spoke_selection_key`` for its spoke items)."""
     ents = getattr(link_config, "entities", None) or {}
-    return {name: selection_key(ec) for name, ec in ents.items()}
+    return {name: key(ec) for name, ec in ents.items()}
 
 
 def pending_count(hub: Hub, link: str, entity: str, direction: str,
@@ -139,9 +140,8 @@ def link_status(hub: Hub, name: str, link_config: Any = None, *, queued: Iterabl
     pending = sum(pending_count(hub, name, e, d, sels[e])
                   for e, d in directions(link_config).items())
     excluded = sum(excluded_count(hub, name, e, sel) for e, sel in sels.items())
-    ents = getattr(link_config, "entities", None) or {}
-    spoke_excluded = sum(hub.spoke_left_count(name, e, spoke_selection_key(ec))
-                         for e, ec in ents.items())
+    spoke_excluded = sum(hub.spoke_left_count(name, e, sel)
+                         for e, sel in selections(link_config, spoke_selection_key).items())
     runs = hub.runs(name, limit=10)
     running = [r for r in runs if r["status"] == "running"]
     base: dict[str, Any] = {
